@@ -1,0 +1,199 @@
+"""ArtifactStore: one API over a local folder and S3-compatible object storage.
+
+A shard is committed by its manifest, written last: data files go to keys that carry
+a unique token, and only the manifest names them. A crash before the manifest leaves
+orphans that nothing reads; two writers of the same shard each commit a complete,
+consistent set (last manifest wins). That works the same on S3, where there is no
+atomic rename, and on a local disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyarrow import fs as pafs
+
+from storage.backends import make_filesystem
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used (unreachable endpoint, missing bucket, bad credentials)."""
+
+
+class ShardCorrupt(StoreError):
+    """A shard's files do not match its manifest (missing file or checksum mismatch)."""
+
+
+@dataclass
+class Manifest:
+    """The commit record of one shard."""
+
+    step: str
+    shard: int
+    files: dict[str, dict[str, Any]]  # name -> {"key", "sha256", "rows", "bytes"}
+    counts: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    writer: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        return cls(**json.loads(text))
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def table_to_parquet_bytes(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
+
+
+class ArtifactStore:
+    """Keys are '/'-separated paths relative to the store root."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri.rstrip("/")
+        self.fs, self.root = make_filesystem(self.uri)
+
+    # -- plain objects -------------------------------------------------------------
+    def _full(self, key: str) -> str:
+        return f"{self.root}/{key.lstrip('/')}" if key else self.root
+
+    def uri_for(self, key: str) -> str:
+        return f"{self.uri}/{key.lstrip('/')}"
+
+    def exists(self, key: str) -> bool:
+        info = self._call("stat", key, lambda: self.fs.get_file_info(self._full(key)))
+        return info.type != pafs.FileType.NotFound
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Write a whole object. Local writes go through a temporary file and a rename;
+        an S3 PUT is atomic by itself."""
+        full = self._full(key)
+        parent = full.rsplit("/", 1)[0]
+
+        def _do() -> None:
+            self.fs.create_dir(parent, recursive=True)
+            if isinstance(self.fs, pafs.LocalFileSystem):
+                tmp = f"{full}.tmp-{uuid.uuid4().hex[:8]}"
+                with self.fs.open_output_stream(tmp) as out:
+                    out.write(data)
+                self.fs.move(tmp, full)
+            else:
+                with self.fs.open_output_stream(full) as out:
+                    out.write(data)
+
+        self._call("write", key, _do)
+
+    def read_bytes(self, key: str) -> bytes:
+        def _do() -> bytes:
+            with self.fs.open_input_stream(self._full(key)) as f:
+                return f.read()
+
+        return self._call("read", key, _do)
+
+    def write_json(self, key: str, obj: Any) -> None:
+        self.write_bytes(key, json.dumps(obj, indent=1, sort_keys=True, default=str).encode())
+
+    def read_json(self, key: str) -> Any:
+        return json.loads(self.read_bytes(key))
+
+    def write_table(self, key: str, table: pa.Table) -> dict[str, Any]:
+        data = table_to_parquet_bytes(table)
+        self.write_bytes(key, data)
+        return {"key": key, "sha256": sha256(data), "rows": table.num_rows, "bytes": len(data)}
+
+    def read_table(self, key: str) -> pa.Table:
+        return pq.read_table(io.BytesIO(self.read_bytes(key)))
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys of the files below `prefix` (relative to the root), sorted."""
+        sel = pafs.FileSelector(self._full(prefix), recursive=True, allow_not_found=True)
+        infos = self._call("list", prefix, lambda: self.fs.get_file_info(sel))
+        base = len(self.root) + 1
+        return sorted(i.path[base:] for i in infos if i.type == pafs.FileType.File)
+
+    def delete(self, key: str) -> None:
+        self._call("delete", key, lambda: self.fs.delete_file(self._full(key)))
+
+    # -- shards --------------------------------------------------------------------
+    @staticmethod
+    def manifest_key(step: str, shard: int) -> str:
+        return f"{step}/shard-{shard:05d}.manifest.json"
+
+    def commit_shard(self, step: str, shard: int, tables: dict[str, pa.Table],
+                     counts: dict[str, Any] | None = None) -> Manifest:
+        """Write the shard's tables under fresh keys, then the manifest that commits them."""
+        token = uuid.uuid4().hex[:12]
+        files = {
+            name: self.write_table(f"{step}/shard-{shard:05d}.{name}.{token}.parquet", table)
+            for name, table in tables.items()
+        }
+        manifest = Manifest(step=step, shard=shard, files=files, counts=counts or {},
+                            created_at=time.time(), writer=token)
+        self.write_bytes(self.manifest_key(step, shard), manifest.to_json().encode())
+        return manifest
+
+    def load_manifest(self, step: str, shard: int, verify: bool = True) -> Manifest | None:
+        """The shard's manifest, or None when the shard is not committed. With `verify`,
+        every file is read back and checked against its checksum: ShardCorrupt if not."""
+        key = self.manifest_key(step, shard)
+        if not self.exists(key):
+            return None
+        try:
+            manifest = Manifest.from_json(self.read_bytes(key).decode())
+        except (ValueError, TypeError) as err:
+            raise ShardCorrupt(f"shard {step}/{shard:05d}: unreadable manifest ({err})") from None
+        if verify:
+            for name, info in manifest.files.items():
+                if not self.exists(info["key"]):
+                    raise ShardCorrupt(f"shard {step}/{shard:05d}: file {name} is missing")
+                if sha256(self.read_bytes(info["key"])) != info["sha256"]:
+                    raise ShardCorrupt(
+                        f"shard {step}/{shard:05d}: file {name} does not match its checksum"
+                    )
+        return manifest
+
+    def read_shard(self, manifest: Manifest, name: str) -> pa.Table:
+        return self.read_table(manifest.files[name]["key"])
+
+    def done_shards(self, step: str) -> list[int]:
+        """Indices of the shards of `step` that have a manifest."""
+        out = []
+        for key in self.list(step):
+            leaf = key.rsplit("/", 1)[-1]
+            if leaf.startswith("shard-") and leaf.endswith(".manifest.json"):
+                out.append(int(leaf[6:11]))
+        return sorted(out)
+
+    # -- errors --------------------------------------------------------------------
+    def _call(self, op: str, key: str, fn: Any) -> Any:
+        """Run one storage call; turn low-level errors into a StoreError naming the
+        store (never a credential)."""
+        from storage.backends import call_with_retries
+
+        try:
+            return call_with_retries(fn)
+        except FileNotFoundError:
+            raise
+        except StoreError:
+            raise
+        except OSError as err:
+            raise StoreError(f"{op} {self.uri_for(key)} failed: {err}") from None
+
+
+def open_store(uri: str) -> ArtifactStore:
+    return ArtifactStore(uri)
