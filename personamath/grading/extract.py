@@ -1,0 +1,149 @@
+"""Final-answer extraction from a model response.
+
+Priority order (first rule that finds something wins; within a rule the *last*
+occurrence wins, because models restate and correct themselves before concluding):
+
+1. GSM8K ``#### N`` when ``dataset == "gsm8k"`` (the dataset's own answer marker).
+2. The last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces respected), or ``\\boxed 5``.
+3. "Final Answer: The final answer is X" (the Minerva/MATH few-shot format).
+4. "The answer is X" / "Answer: X".
+5. ``#### N`` for any dataset.
+6. The last bold markdown span (``**X**``) that contains a digit or math.
+7. A bare answer: a short text that is itself the answer (``3/4``, ``\\frac12``, ``(C)``).
+8. The last number in the text, as a last resort.
+
+``None`` when nothing is found. Extraction never judges correctness; it only
+decides which substring the grader compares.
+"""
+
+from __future__ import annotations
+
+import re
+
+_BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*")
+_FINAL_RE = re.compile(r"final answer\s*(?:is|:)?\s*(?:the final answer is)?\s*:?\s*", re.I)
+_ANSWER_IS_RE = re.compile(r"(?:the\s+)?(?:final\s+)?answer\s*(?:is|:|=)\s*", re.I)
+_HASH_RE = re.compile(r"####\s*([^\n]*)")
+_BOLD_RE = re.compile(r"\*\*([^*\n]{1,120}?)\*\*")
+_NUMBER_RE = re.compile(r"[-−]?\d[\d,]*(?:\.\d+)?(?:/\d+)?|[-−]?\.\d+")
+_WORD_RE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
+_TEXT_CMD_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox|textit|operatorname)\s*\{[^{}]*\}")
+_TAIL_RE = re.compile(r"\s*(?:I hope it is correct\.?|\.\s*$)", re.I)
+
+
+def _balanced(text: str, start: int) -> tuple[str, int] | None:
+    """Content of the brace group opening at ``text[start]`` and the index after it."""
+    if start >= len(text) or text[start] != "{":
+        return None
+    depth = 0
+    for i in range(start, len(text)):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] in "{}":
+            continue
+        if ch == "{" and (i == 0 or text[i - 1] != "\\"):
+            depth += 1
+        elif ch == "}" and (i == 0 or text[i - 1] != "\\"):
+            depth -= 1
+            if depth == 0:
+                return text[start + 1 : i], i + 1
+    return None
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last ``\\boxed``/``\\fbox`` group, braces or not."""
+    found: str | None = None
+    for m in _BOX_RE.finditer(text):
+        pos = m.end()
+        if pos < len(text) and text[pos] == "{":
+            group = _balanced(text, pos)
+            if group is not None:
+                found = group[0]
+        elif m.group(0) != m.group(0).rstrip():
+            tail = re.match(r"[^\s$\\]+|\\[a-zA-Z]+(?:\{[^{}]*\})*", text[pos:])
+            if tail:
+                found = tail.group(0)
+    return found.strip() if found is not None else None
+
+
+def _strip_answer(s: str) -> str:
+    """Trim math delimiters and trailing sentence punctuation around an answer."""
+    s = s.strip()
+    s = _TAIL_RE.sub("", s).strip()
+    for left, right in (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$")):
+        if s.startswith(left) and s.endswith(right) and len(s) >= len(left) + len(right):
+            s = s[len(left) : len(s) - len(right)].strip()
+    s = s.strip("$ ").rstrip(".").strip()
+    boxed = last_boxed(s)
+    return boxed if boxed is not None else s
+
+
+def _after_marker(text: str, pattern: re.Pattern[str]) -> str | None:
+    """The rest of the line after the last match of ``pattern``, cleaned."""
+    matches = list(pattern.finditer(text))
+    for m in reversed(matches):
+        rest = text[m.end() :]
+        line = rest.split("\n", 1)[0]
+        line = re.split(r"(?<=[^\d\s])\.\s+[A-Z]|\.\s*$", line, maxsplit=1)[0]
+        cleaned = _strip_answer(line)
+        if cleaned:
+            return cleaned
+    return None
+
+
+def _last_hash(text: str) -> str | None:
+    matches = _HASH_RE.findall(text)
+    if not matches:
+        return None
+    value = matches[-1].strip()
+    return _strip_answer(value) or None
+
+
+def _last_bold(text: str) -> str | None:
+    for content in reversed(_BOLD_RE.findall(text)):
+        if re.search(r"[\d$\\]", content):
+            content = content.strip().rstrip(":").strip()
+            if ":" in content:
+                content = content.rsplit(":", 1)[1]
+            cleaned = _strip_answer(content)
+            if cleaned:
+                return cleaned
+    return None
+
+
+def looks_bare(text: str) -> bool:
+    """True when ``text`` reads as an answer rather than as prose around one."""
+    s = text.strip()
+    if not s or len(s) > 160 or "\n" in s.strip():
+        return False
+    words = _WORD_RE.findall(_TEXT_CMD_RE.sub("", s))
+    return len(words) <= 2 or (len(s) <= 40 and not re.search(r"[.!?]\s", s))
+
+
+def _last_number(text: str) -> str | None:
+    numbers = _NUMBER_RE.findall(text)
+    if not numbers:
+        return None
+    return numbers[-1].rstrip(",").replace("−", "-")
+
+
+def extract_answer(text: str, dataset: str | None = None) -> str | None:
+    """The final answer string of ``text`` (see the module docstring for the order)."""
+    if not text or not text.strip():
+        return None
+    if dataset == "gsm8k":
+        found = _last_hash(text)
+        if found:
+            return found
+    for finder in (
+        last_boxed,
+        lambda t: _after_marker(t, _FINAL_RE),
+        lambda t: _after_marker(t, _ANSWER_IS_RE),
+        _last_hash,
+        _last_bold,
+    ):
+        found = finder(text)
+        if found:
+            return found
+    if looks_bare(text):
+        return _strip_answer(text) or None
+    return _last_number(text)
