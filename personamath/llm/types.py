@@ -72,6 +72,9 @@ class ChatResponse:
     latency_s: float = 0.0
     request_id: str | None = None
     attempts: int = 1
+    model: str | None = None  # the model that answered (providers may report a dated name)
+    provider: str = ""
+    from_ledger: bool = False  # replayed from a request ledger: no request was sent
 
     @property
     def truncated(self) -> bool:
@@ -84,10 +87,13 @@ class LLMError(Exception):
     transient: bool = False
 
     def __init__(self, message: str, *, status: int | None = None,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, kind: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+        # Short label for stats: rate_limit, server, timeout, connection, malformed,
+        # auth, bad_request, not_found, config, other.
+        self.kind = kind or ("other" if status is None else f"http_{status}")
 
 
 class TransientLLMError(LLMError):
