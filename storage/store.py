@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -21,7 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
-from storage.backends import make_filesystem
+from storage.backends import OPEN_POLICY, RetryPolicy, call_with_retries, make_location
+from storage.s3 import S3Config, S3ConfigError
 
 
 class StoreError(RuntimeError):
@@ -62,11 +64,31 @@ def table_to_parquet_bytes(table: pa.Table) -> bytes:
 
 
 class ArtifactStore:
-    """Keys are '/'-separated paths relative to the store root."""
+    """Keys are '/'-separated paths relative to the store root.
 
-    def __init__(self, uri: str) -> None:
+    Opening an s3:// store checks the bucket once (one HEAD request) so that a wrong
+    endpoint, a missing bucket or bad credentials fail here, with a message naming the
+    bucket and the endpoint, rather than in the middle of a run. `check=False` skips it.
+    """
+
+    def __init__(self, uri: str, check: bool = True) -> None:
         self.uri = uri.rstrip("/")
-        self.fs, self.root = make_filesystem(self.uri)
+        try:
+            loc = make_location(self.uri)
+        except S3ConfigError as err:
+            raise StoreError(f"cannot open store {self.uri}: {err}") from None
+        self.fs, self.root, self.s3 = loc.fs, loc.root, loc.s3
+        if self.s3 is not None and check:
+            self._check_bucket(self.s3)
+
+    @property
+    def where(self) -> str:
+        """The store for messages: its URI and, for S3, the endpoint."""
+        return f"{self.uri} at {self.s3.endpoint_label}" if self.s3 else self.uri
+
+    def storage_options(self) -> dict[str, Any]:
+        """fsspec options to read this store's files with pandas or datasets."""
+        return self.s3.storage_options() if self.s3 else {}
 
     # -- plain objects -------------------------------------------------------------
     def _full(self, key: str) -> str:
@@ -180,19 +202,49 @@ class ArtifactStore:
         return sorted(out)
 
     # -- errors --------------------------------------------------------------------
-    def _call(self, op: str, key: str, fn: Any) -> Any:
-        """Run one storage call; turn low-level errors into a StoreError naming the
-        store (never a credential)."""
-        from storage.backends import call_with_retries
-
+    def _call(self, op: str, key: str, fn: Any, policy: RetryPolicy | None = None) -> Any:
+        """Run one storage call with retries on transient errors; turn what remains into
+        a StoreError naming the object and the endpoint (never a credential)."""
+        start = time.monotonic()
         try:
-            return call_with_retries(fn)
+            return call_with_retries(fn, policy)
         except FileNotFoundError:
             raise
         except StoreError:
             raise
         except OSError as err:
-            raise StoreError(f"{op} {self.uri_for(key)} failed: {err}") from None
+            took = time.monotonic() - start
+            endpoint = f" at {self.s3.endpoint_label}" if self.s3 else ""
+            msg = f"{op} {self.uri_for(key)}{endpoint} failed after {took:.1f} s: {err}"
+            raise StoreError(self._redact(msg)) from None
+
+    def _redact(self, text: str) -> str:
+        return self.s3.redact(text) if self.s3 else text
+
+    def _check_bucket(self, s3: S3Config) -> None:
+        """One HEAD on the bucket: NotFound -> missing bucket; ACCESS_DENIED -> bad
+        credentials (or someone else's bucket); network errors -> unreachable endpoint."""
+        bucket = self.root.split("/", 1)[0]
+        try:
+            info = call_with_retries(lambda: self.fs.get_file_info(bucket), OPEN_POLICY)
+        except OSError as err:
+            raise StoreError(self._redact(self._bucket_error(s3, bucket, err))) from None
+        if info.type == pafs.FileType.NotFound:
+            raise StoreError(
+                f"bucket {bucket!r} does not exist at {s3.endpoint_label} (store {self.uri}); "
+                f"create it first, e.g. `aws s3 mb s3://{bucket}` (with --endpoint-url "
+                f"for MinIO/Ceph)"
+            )
+
+    def _bucket_error(self, s3: S3Config, bucket: str, err: OSError) -> str:
+        text = str(err)
+        if re.search(r"ACCESS_DENIED|AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|"
+                     r"\b403\b|Forbidden", text):
+            return (f"access denied to bucket {bucket!r} at {s3.endpoint_label} "
+                    f"(store {self.uri}): check the credentials ({s3.credentials_label()}) "
+                    f"or the bucket's permissions")
+        return (f"cannot reach S3 endpoint {s3.endpoint_label} for bucket {bucket!r} "
+                f"(store {self.uri}): {text}")
 
 
 def open_store(uri: str) -> ArtifactStore:
