@@ -75,7 +75,7 @@ class EngineStats:
             "truncated": self.truncated, "ledger_hits": self.ledger_hits,
             "errors": dict(self.errors), "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
-            "cost_usd": round(self.cost_usd, 6), "latency_s": round(self.latency_s, 3),
+            "cost_usd": round(self.cost_usd, 9), "latency_s": round(self.latency_s, 3),
             "wall_s": round(self.wall_s, 3),
         }
 
