@@ -109,7 +109,7 @@ osd data = $DIR/osd.\$id
 osd objectstore = memstore
 memstore device bytes = $MEM_BYTES
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:$PORT
+rgw frontends = beast endpoint=127.0.0.1:$PORT tcp_nodelay=1
 rgw data = $DIR/rgw.a
 EOF
 }

@@ -108,8 +108,8 @@ class ArtifactStore:
         parent = full.rsplit("/", 1)[0]
 
         def _do() -> None:
-            self.fs.create_dir(parent, recursive=True)
             if isinstance(self.fs, pafs.LocalFileSystem):
+                self.fs.create_dir(parent, recursive=True)  # S3 has no folders to create
                 tmp = f"{full}.tmp-{uuid.uuid4().hex[:8]}"
                 with self.fs.open_output_stream(tmp) as out:
                     out.write(data)
