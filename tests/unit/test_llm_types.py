@@ -181,3 +181,14 @@ def test_make_provider_and_engine_from_settings(monkeypatch: pytest.MonkeyPatch)
     assert "sk-test-key-0000" not in repr(eng.stats.to_dict())
     assert make_provider(TeacherSettings(provider="local")).name == "local"
     assert make_engine(TeacherSettings(provider="local")).rate_limiter is None
+
+
+def test_reasoning_models_get_max_completion_tokens() -> None:
+    from personamath.llm.providers.openai import OpenAIProvider, is_reasoning_model
+
+    assert is_reasoning_model("o3-mini") and is_reasoning_model("gpt-5-mini")
+    assert not is_reasoning_model("gpt-4o-mini") and not is_reasoning_model("o1x")
+    params = OpenAIProvider._params(_req(model="o4-mini", max_tokens=50))
+    assert params["max_completion_tokens"] == 50 and "temperature" not in params
+    params = OpenAIProvider._params(_req(model="gpt-4o", max_tokens=50, stop=("##",)))
+    assert params["max_tokens"] == 50 and params["stop"] == ["##"] and "seed" not in params

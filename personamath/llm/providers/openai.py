@@ -30,6 +30,12 @@ from personamath.llm.types import (
 )
 
 NO_KEY = "not-needed"  # local OpenAI-compatible servers take any key, the SDK wants one
+REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+
+
+def is_reasoning_model(model: str) -> bool:
+    name = model.lower().rsplit("/", 1)[-1]
+    return any(name == p or name.startswith(p + "-") for p in REASONING_PREFIXES)
 
 
 class OpenAIProvider:
@@ -70,9 +76,13 @@ class OpenAIProvider:
         params: dict[str, Any] = {
             "model": req.model,
             "messages": [{"role": m.role, "content": m.content} for m in req.messages],
-            "max_tokens": req.max_tokens,
-            "temperature": req.temperature,
         }
+        if is_reasoning_model(req.model):
+            # o-series and gpt-5 reject max_tokens and any temperature but the default.
+            params["max_completion_tokens"] = req.max_tokens
+        else:
+            params["max_tokens"] = req.max_tokens
+            params["temperature"] = req.temperature
         if req.seed is not None:
             params["seed"] = req.seed
         if req.stop:
