@@ -1,0 +1,455 @@
+"""Equality of parsed answers: the grading semantics.
+
+Rules (gold first, prediction second; each rule is exercised by near-miss tests):
+
+* Exact values compare exactly: rationals as rationals, anything else numerically to
+  35 significant digits (two closed forms that agree that far are the same number).
+* The decimal rule. A decimal literal is an exact number (``0.25 == 1/4``). A tolerance
+  exists only when the *gold* is a plain decimal with d digits after the point (the
+  problem asked for a rounded value): a decimal prediction with more digits, or an
+  irrational prediction, is correct when it is within half a unit of the gold's last
+  digit. A prediction never gets a tolerance against an exact gold, so 0.333 is not
+  1/3, 3.14 is not pi, and 0.3 is not 1/3 either way.
+* Percent: ``50%`` equals ``50`` and ``0.5`` when the other side has no percent sign.
+  Degrees: ``45°`` equals ``45``; inside a trigonometric function it is an angle.
+* Tuples are ordered and, for two items, the brackets matter (``(2,5)`` is not
+  ``[2,5)``); sets and solution lists are unordered and matched one-to-one.
+* ``x = 3`` stands for 3 when its left side is a bare name; ``y = 2`` is not ``x = 2``.
+  Equations with general sides are equivalent when one is a constant multiple of the
+  other. Inequalities compare as sets of reals, so ``x > 2`` equals ``(2, \\infty)``.
+* Expressions with variables are equal when they agree at several fixed random points
+  (numerical identity testing; it never returns "equal" for expressions that differ
+  at any of the points).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+
+import sympy
+
+from personamath.grading.answer import (
+    Answer,
+    Based,
+    Choice,
+    Empty,
+    Matrix,
+    Relation,
+    Scalar,
+    Seq,
+    Text,
+    Union,
+    based_value,
+)
+from personamath.grading.deadline import check_deadline
+
+_J = sympy.Symbol("j")
+_POINTS = (
+    (sympy.Rational(7, 5), sympy.Rational(13, 11), sympy.Rational(19, 7)),
+    (sympy.Rational(23, 9), sympy.Rational(5, 17), sympy.Rational(11, 13)),
+    (sympy.Rational(-8, 7), sympy.Rational(31, 12), sympy.Rational(3, 19)),
+    (sympy.Rational(41, 29), sympy.Rational(-9, 13), sympy.Rational(17, 6)),
+)
+_EXACT_TOL = sympy.Float("1e-35", 60)
+_INEQ = {"<", ">", "<=", ">="}
+
+
+@dataclass(frozen=True)
+class Result:
+    """Outcome of a comparison with the reason it was decided."""
+
+    equal: bool
+    reason: str
+
+
+def same(g: Answer, p: Answer) -> Result:
+    """Compare a parsed gold with a parsed prediction."""
+    check_deadline()
+    if isinstance(g, Choice) or isinstance(p, Choice):
+        return _choice(g, p)
+    if isinstance(g, Text) or isinstance(p, Text):
+        if isinstance(g, Text) and isinstance(p, Text) and g.text == p.text:
+            return Result(True, "same text")
+        return Result(False, "different text" if type(g) is type(p) else "text vs non-text")
+    if isinstance(g, Based) or isinstance(p, Based):
+        return _based(g, p)
+    if isinstance(g, Relation) or isinstance(p, Relation):
+        return _relation(g, p)
+    if _setlike(g) or _setlike(p):
+        return _sets(g, p)
+    if isinstance(g, Seq) and isinstance(p, Seq):
+        return _seq(g, p)
+    if isinstance(g, Matrix) and isinstance(p, Matrix):
+        return _matrix(g, p)
+    if isinstance(g, Scalar) and isinstance(p, Scalar):
+        return _scalar(g, p)
+    return Result(False, f"{_kind(g)} vs {_kind(p)}")
+
+
+def _kind(a: Answer) -> str:
+    return a.kind if isinstance(a, Seq) else type(a).__name__.lower()
+
+
+# -- simple kinds ------------------------------------------------------------------------
+def _choice(g: Answer, p: Answer) -> Result:
+    def letter(a: Answer) -> str | None:
+        if isinstance(a, Choice):
+            return a.letter
+        if isinstance(a, Scalar) and isinstance(a.expr, sympy.Symbol) and len(a.expr.name) == 1:
+            return a.expr.name.upper()
+        return None
+
+    lg, lp = letter(g), letter(p)
+    if lg is None or lp is None:
+        return Result(False, "choice vs non-choice")
+    return Result(lg == lp, "same choice" if lg == lp else "different choice")
+
+
+def _based(g: Answer, p: Answer) -> Result:
+    def integer(a: Answer) -> int | None:
+        if isinstance(a, Scalar) and a.expr.is_Integer and not a.decimals:
+            return int(a.expr)
+        return None
+
+    if isinstance(g, Based) and isinstance(p, Based):
+        ok = based_value(g.digits, g.base) == based_value(p.digits, p.base)
+    elif isinstance(g, Based):
+        ok = _digits_of(p) is not None and _read_base(_digits_of(p), g.base) == based_value(
+            g.digits, g.base
+        )
+    else:
+        assert isinstance(p, Based)
+        value = integer(g)
+        ok = (value is not None and value == based_value(p.digits, p.base)) or (
+            _digits_of(g) is not None and _digits_of(g) == p.digits
+        )
+    return Result(ok, "same number in base" if ok else "different number in base")
+
+
+def _digits_of(a: Answer) -> str | None:
+    """The digit string of a plain (possibly decimal) number, as written in base 10."""
+    if not isinstance(a, Scalar) or not a.expr.is_Rational:
+        return None
+    if a.expr.is_Integer:
+        return str(a.expr)
+    places = max(a.decimals) if a.decimals else 0
+    if not places:
+        return None
+    return f"{float(a.expr):.{places}f}"
+
+
+def _read_base(digits: str | None, base: int) -> Fraction | None:
+    try:
+        return based_value(digits, base) if digits is not None else None
+    except ValueError:
+        return None
+
+
+# -- scalars -----------------------------------------------------------------------------
+def _scalar(g: Scalar, p: Scalar) -> Result:
+    gvals = [g.expr] + ([g.expr / 100] if g.percent and not p.percent else [])
+    pvals = [p.expr] + ([p.expr / 100] if p.percent and not g.percent else [])
+    last = Result(False, "different values")
+    for gv in gvals:
+        for pv in pvals:
+            last = values_equal(gv, pv, g.decimals, p.decimals)
+            if last.equal:
+                return last
+    return last
+
+
+def _swap_j(a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
+    """Read ``j`` as the imaginary unit when the other side is complex and has no j."""
+    if _J in b.free_symbols and _J not in a.free_symbols and a.has(sympy.I):
+        return b.subs(_J, sympy.I)
+    return b
+
+
+def values_equal(
+    a: sympy.Expr, b: sympy.Expr, gdec: tuple[int, ...] = (), pdec: tuple[int, ...] = ()
+) -> Result:
+    """Equality of two sympy values under the decimal rule (see module docstring)."""
+    b, a = _swap_j(a, b), _swap_j(b, a)
+    if a == b:
+        return Result(True, "identical values")
+    if a.free_symbols or b.free_symbols:
+        return _symbolic_equal(a, b)
+    if a.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan) or b.has(sympy.oo, sympy.zoo, sympy.nan):
+        return Result(False, "different infinities")
+    if a.is_Rational and b.is_Rational:
+        return _decimal_rule(a, b, gdec, pdec, exact_pred=not pdec)
+    diff = _numeric_diff(a, b)
+    if diff is None:
+        return Result(False, "cannot evaluate numerically")
+    size, scale = diff
+    if size <= _EXACT_TOL * scale:
+        return Result(True, "equal values")
+    if a.is_Rational and gdec and not b.is_Rational:
+        return _within_half_unit(size, max(gdec), "irrational prediction rounds to gold")
+    return Result(False, "different values")
+
+
+def _decimal_rule(
+    a: sympy.Rational, b: sympy.Rational, gdec: tuple[int, ...], pdec: tuple[int, ...],
+    exact_pred: bool,
+) -> Result:  # fmt: skip
+    if a == b:
+        return Result(True, "equal values")
+    if gdec and pdec and not exact_pred and max(pdec) > max(gdec):
+        return _within_half_unit(abs(a - b), max(gdec), "prediction rounds to the gold decimal")
+    return Result(False, "different values")
+
+
+def _within_half_unit(size: sympy.Expr, digits: int, reason: str) -> Result:
+    ok = bool(size * 2 * sympy.Integer(10) ** digits <= 1)
+    return Result(ok, reason if ok else "outside the gold's rounding")
+
+
+def _numeric_diff(a: sympy.Expr, b: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr] | None:
+    try:
+        av, bv = sympy.N(a, 50), sympy.N(b, 50)
+        size = sympy.Abs(av - bv)
+        scale = sympy.Max(1, sympy.Abs(av), sympy.Abs(bv))
+        if not (size.is_number and scale.is_number) or size.has(sympy.nan, sympy.zoo):
+            return None
+        if not size.is_comparable:
+            return None
+        return size, scale
+    except (TypeError, ValueError, ZeroDivisionError, ArithmeticError):
+        return None
+
+
+def _symbolic_equal(a: sympy.Expr, b: sympy.Expr) -> Result:
+    symbols = sorted(a.free_symbols | b.free_symbols, key=lambda s: s.name)
+    checked = 0
+    for point in _POINTS:
+        check_deadline()
+        subs = {s: point[i % 3] + sympy.Rational(i // 3, 7) for i, s in enumerate(symbols)}
+        try:
+            diff = _numeric_diff(a.subs(subs), b.subs(subs))
+        except (TypeError, ValueError, ZeroDivisionError, ArithmeticError):
+            diff = None
+        if diff is None:
+            continue
+        size, scale = diff
+        if size > sympy.Float("1e-25") * scale:
+            return Result(False, "expressions differ")
+        checked += 1
+    if checked >= 2:
+        return Result(True, "expressions agree at random points")
+    check_deadline()
+    if sympy.simplify(a - b) == 0:
+        return Result(True, "symbolically equal")
+    return Result(False, "expressions not shown equal")
+
+
+# -- collections -------------------------------------------------------------------------
+_TUPLE_CLASS = {"(": "(", "[": "["}
+
+
+def _seq(g: Seq, p: Seq) -> Result:
+    if len(g.items) != len(p.items):
+        return Result(False, "different number of elements")
+    if g.kind == "tuple" and p.kind == "tuple":
+        if len(g.items) == 2 and (g.left, g.right) != (p.left, p.right):
+            return Result(False, "different brackets")
+        return _ordered(g.items, p.items)
+    if g.kind != "tuple" and p.kind != "tuple":
+        return _unordered(g.items, p.items)
+    return Result(False, "ordered vs unordered collection")
+
+
+def _ordered(gs: tuple[Answer, ...], ps: tuple[Answer, ...]) -> Result:
+    for i, (gi, pi) in enumerate(zip(gs, ps, strict=True)):
+        r = same(gi, pi)
+        if not r.equal:
+            return Result(False, f"element {i + 1}: {r.reason}")
+    return Result(True, "all elements equal in order")
+
+
+def _unordered(gs: tuple[Answer, ...], ps: tuple[Answer, ...]) -> Result:
+    """One-to-one matching (augmenting paths) of gold elements to predicted ones."""
+    cache: dict[tuple[int, int], bool] = {}
+
+    def eq(i: int, j: int) -> bool:
+        if (i, j) not in cache:
+            cache[(i, j)] = same(gs[i], ps[j]).equal
+        return cache[(i, j)]
+
+    owner: dict[int, int] = {}
+
+    def augment(i: int, seen: set[int]) -> bool:
+        for j in range(len(ps)):
+            if j not in seen and eq(i, j):
+                seen.add(j)
+                if j not in owner or augment(owner[j], seen):
+                    owner[j] = i
+                    return True
+        return False
+
+    for i in range(len(gs)):
+        if not augment(i, set()):
+            return Result(False, f"no match for element {i + 1}")
+    return Result(True, "same elements")
+
+
+def _matrix(g: Matrix, p: Matrix) -> Result:
+    if len(g.rows) != len(p.rows) or len(g.rows[0]) != len(p.rows[0]):
+        return Result(False, "different matrix shape")
+    flat_g = tuple(c for row in g.rows for c in row)
+    flat_p = tuple(c for row in p.rows for c in row)
+    return _ordered(flat_g, flat_p)
+
+
+# -- relations and sets ------------------------------------------------------------------
+def _is_label(a: Answer) -> bool:
+    if isinstance(a, Scalar):
+        return isinstance(a.expr, sympy.Symbol) or not a.expr.free_symbols
+    return isinstance(a, Seq) and a.kind == "tuple" and all(_is_label(i) for i in a.items)
+
+
+def _relation(g: Answer, p: Answer) -> Result:
+    if _setlike(g) or _setlike(p):
+        return _sets(g, p)
+    if isinstance(g, Relation) and isinstance(p, Relation):
+        return _two_equations(g, p)
+    rel, other = (g, p) if isinstance(g, Relation) else (p, g)
+    assert isinstance(rel, Relation)
+    if not _is_label(rel.parts[0]):
+        return Result(False, "equation vs value")
+    value = rel.parts[-1]
+    r = same(value, other) if rel is g else same(other, value)
+    return Result(r.equal, f"value of the equation: {r.reason}")
+
+
+def _two_equations(g: Relation, p: Relation) -> Result:
+    if _is_label(g.parts[0]) and _is_label(p.parts[0]):
+        names = same(g.parts[0], p.parts[0])
+        if not names.equal:
+            return Result(False, "different left-hand sides")
+        r = same(g.parts[-1], p.parts[-1])
+        return Result(r.equal, f"right-hand sides: {r.reason}")
+    parts = (*g.parts, *p.parts)
+    if len(g.parts) != 2 or len(p.parts) != 2 or not all(isinstance(x, Scalar) for x in parts):
+        return Result(False, "equations not comparable")
+    eg = g.parts[0].expr - g.parts[1].expr  # type: ignore[union-attr]
+    ep = p.parts[0].expr - p.parts[1].expr  # type: ignore[union-attr]
+    if ep == 0 or eg == 0:
+        return Result(eg == ep, "trivial equation")
+    ratio = sympy.cancel(eg / ep)
+    if not ratio.free_symbols and ratio != 0:
+        return Result(True, "equivalent equations")
+    return _constant_ratio(eg, ep)
+
+
+def _constant_ratio(eg: sympy.Expr, ep: sympy.Expr) -> Result:
+    symbols = sorted(eg.free_symbols | ep.free_symbols, key=lambda s: s.name)
+    ratios = []
+    for point in _POINTS:
+        subs = {s: point[i % 3] + sympy.Rational(i // 3, 7) for i, s in enumerate(symbols)}
+        den = sympy.N(ep.subs(subs), 40)
+        if den == 0 or not den.is_number:
+            continue
+        ratios.append(sympy.N(eg.subs(subs), 40) / den)
+    ok = len(ratios) >= 2 and all(abs(r - ratios[0]) < 1e-20 for r in ratios) and ratios[0] != 0
+    return Result(ok, "equivalent equations" if ok else "different equations")
+
+
+def _setlike(a: Answer) -> bool:
+    if isinstance(a, Union | Empty):
+        return True
+    if isinstance(a, Relation):
+        return any(op in _INEQ or op == "!=" for op in a.ops)
+    if isinstance(a, Seq) and a.kind == "list":
+        return any(_setlike(i) for i in a.items)
+    return False
+
+
+def _sets(g: Answer, p: Answer) -> Result:
+    sg, sp = as_set(g), as_set(p)
+    if (sg is None or sp is None) and isinstance(g, Relation) and isinstance(p, Relation):
+        return _same_chain(g, p)
+    if sg is None or sp is None:
+        if isinstance(g, Empty) or isinstance(p, Empty):
+            return Result(False, "empty set vs non-empty answer")
+        return Result(False, "not comparable as sets")
+    try:
+        ok = bool(sg == sp) or bool(sympy.simplify(sympy.Complement(sg, sp)) == sympy.EmptySet
+                                    and sympy.Complement(sp, sg) == sympy.EmptySet)  # fmt: skip
+    except (TypeError, ValueError):
+        ok = False
+    return Result(ok, "same set" if ok else "different sets")
+
+
+def _same_chain(g: Relation, p: Relation) -> Result:
+    """Relations that are not sets of reals (``f(2) < f(1)``): same chain, term by term."""
+    if g.ops != p.ops:
+        return Result(False, "different relations")
+    r = _ordered(g.parts, p.parts)
+    return Result(r.equal, "same relation chain" if r.equal else r.reason)
+
+
+def _real(a: Answer) -> sympy.Expr | None:
+    if isinstance(a, Scalar) and not a.expr.free_symbols and (
+        a.expr.is_real or a.expr in (sympy.oo, -sympy.oo)
+    ):
+        return a.expr
+    return None
+
+
+def as_set(a: Answer) -> sympy.Set | None:
+    """The set of reals (or finite set) an answer denotes, or None."""
+    if isinstance(a, Empty):
+        return sympy.EmptySet
+    if isinstance(a, Union):
+        parts = [as_set(x) for x in a.parts]
+        return None if any(x is None for x in parts) else sympy.Union(*parts)
+    if isinstance(a, Seq) and a.kind == "tuple" and len(a.items) == 2:
+        lo, hi = _real(a.items[0]), _real(a.items[1])
+        if lo is None or hi is None or not bool(lo <= hi):
+            return None
+        return sympy.Interval(lo, hi, a.left == "(", a.right == ")")
+    if isinstance(a, Seq) and a.kind in ("set", "list"):
+        if any(_setlike(i) for i in a.items):
+            parts = [as_set(x) for x in a.items]
+            return None if any(x is None for x in parts) else sympy.Union(*parts)
+        reals = [_real(x) for x in a.items]
+        return None if any(x is None for x in reals) else sympy.FiniteSet(*reals)
+    if isinstance(a, Relation):
+        return _relation_set(a)
+    value = _real(a)
+    return sympy.FiniteSet(value) if value is not None else None
+
+
+_OP_SET: dict[str, Callable[[sympy.Expr], sympy.Set]] = {
+    "<": lambda c: sympy.Interval.open(-sympy.oo, c),
+    "<=": lambda c: sympy.Interval(-sympy.oo, c),
+    ">": lambda c: sympy.Interval.open(c, sympy.oo),
+    ">=": lambda c: sympy.Interval(c, sympy.oo),
+    "!=": lambda c: sympy.Complement(sympy.Reals, sympy.FiniteSet(c)),
+    "=": lambda c: sympy.FiniteSet(c),
+}
+_FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "!=": "!=", "=": "="}
+
+
+def _relation_set(rel: Relation) -> sympy.Set | None:
+    """``1 < x <= 3`` as an interval of reals; None unless one bare variable."""
+    variables = [p for p in rel.parts if isinstance(p, Scalar) and isinstance(p.expr, sympy.Symbol)]
+    if len(variables) != 1:
+        return None
+    var = variables[0]
+    result: sympy.Set = sympy.Reals
+    for i, op in enumerate(rel.ops):
+        left, right = rel.parts[i], rel.parts[i + 1]
+        if left is var:
+            bound, rel_op = _real(right), op
+        elif right is var:
+            bound, rel_op = _real(left), _FLIP[op]
+        else:
+            return None
+        if bound is None:
+            return None
+        result = sympy.Intersection(result, _OP_SET[rel_op](bound))
+    return result

@@ -1,0 +1,146 @@
+"""String-level clean-up of an answer before it is parsed.
+
+Everything here is deliberate: each rule removes one kind of presentation
+(delimiters, spacing macros, thousands separators, units, currency) and none of
+them deletes letters that could be variables. Units are only removed when they
+are marked as text (``\\text{ cm}``) or are known multi-letter unit words that
+follow a number.
+"""
+
+from __future__ import annotations
+
+import re
+
+_UNICODE = {
+    "−": "-", "–": "-", "—": "-", "×": "\\times ", "·": "\\cdot ", "÷": "\\div ",
+    "√": "\\sqrt ", "π": "\\pi ", "∞": "\\infty ", "°": "^\\circ", "≤": "\\le ",
+    "≥": "\\ge ", "≠": "\\ne ", "∅": "\\emptyset ", "∪": "\\cup ", "∩": "\\cap ",
+    "±": "\\pm ", "∓": "\\mp ", "\u00a0": " ", "\u2009": " ", "\u202f": " ",
+    "⟨": "\\langle ", "⟩": "\\rangle ", "²": "^2", "³": "^3", "€": "", "£": "", "¥": "",
+    "₹": "", "＄": "", "’": "'", "θ": "\\theta ", "α": "\\alpha ", "β": "\\beta ",
+}  # fmt: skip
+_UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
+
+# Commands whose argument is kept as plain text.
+_TEXT_CMDS = r"text|textbf|textit|textrm|textnormal|mbox|mathrm|mathbf|mathit|mathsf|rm|bf"
+
+UNIT_WORDS = {
+    "unit", "units", "sq", "square", "cubic", "cm", "centimeter", "centimeters", "centimetre",
+    "centimetres", "meter", "meters", "metre", "metres", "km", "kilometer", "kilometers",
+    "mm", "millimeter", "millimeters", "inch", "inches", "foot", "feet", "ft", "yard",
+    "yards", "yd", "mile", "miles", "mi", "mph", "kph", "hour", "hours", "hr", "hrs",
+    "minute", "minutes", "min", "mins", "second", "seconds", "sec", "secs", "day", "days",
+    "week", "weeks", "month", "months", "year", "years", "dollar", "dollars", "cent",
+    "cents", "degree", "degrees", "pound", "pounds", "lb", "lbs", "ounce", "ounces", "oz",
+    "gram", "grams", "kg", "kilogram", "kilograms", "liter", "liters", "litre", "litres",
+    "ml", "gallon", "gallons", "quart", "quarts", "pint", "pints", "cup", "cups", "people",
+    "persons", "students", "times", "ways", "items", "pieces", "points", "percent", "usd",
+    "euros", "euro", "rupees", "radians", "radian", "rad", "calories",
+    "square units", "sq units", "cubic units", "inches squared", "feet squared", "each",
+    "per", "an", "a", "of", "in", "m", "s", "g", "l", "kilometres", "gm", "gms",
+    "sq ft", "cc",
+}  # fmt: skip
+
+# Units that may appear in plain text after a number (multi-letter only, so that a
+# trailing single-letter variable is never taken for a unit).
+_PLAIN_UNITS = sorted((w for w in UNIT_WORDS if len(w) >= 2 and w not in {"an", "of", "in", "per"}),
+                      key=len, reverse=True)  # fmt: skip
+_PLAIN_UNIT_RE = re.compile(
+    r"(?<=[\d}).%\s])\s*(?:(?:" + "|".join(_PLAIN_UNITS) + r")\.?(?:\^\{?[23]\}?)?\s*)+$",
+    re.I,
+)
+
+
+# ``\text{13}``, ``\text{E}``, ``\text{A, D}``: text that is really a value or letters.
+_TEXT_UNWRAP_RE = re.compile(
+    r"\\text\{(\s*(?:[^{}a-zA-Z]*|[A-Za-z]|[A-Z](?:\s*,\s*[A-Z])+)\s*)\}"
+)
+
+
+def _replace_thousands(s: str) -> str:
+    """Join digit groups split by ``{,}``, ``,\\!``, ``\\,`` or a bare ``,``.
+
+    The explicit LaTeX separators always join; a bare comma joins only when every
+    group after it has exactly three digits and no space follows the comma, so that
+    ``0,4`` or ``2, 500`` stay lists.
+    """
+    s = re.sub(r"(?<=\d)(?:\{,\}|,\\!|,\\,|\\,|\\ |\\!|\{\\,\})(?=\d{3}(?!\d))", "", s)
+    s = re.sub(r"(?<=\d)\{,\}(?=\d)", "", s)
+
+    def join(m: re.Match[str]) -> str:
+        return m.group(0).replace(",", "")
+
+    return re.sub(r"(?<![\d.,])[1-9]\d{0,2}(?:,\d{3})+(?![\d,]|\.\d*,)", join, s)
+
+
+def _strip_delimiters(s: str) -> str:
+    s = s.strip()
+    changed = True
+    while changed:
+        changed = False
+        for left, right in (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$")):
+            if s.startswith(left) and s.endswith(right) and len(s) >= len(left) + len(right):
+                s = s[len(left) : len(s) - len(right)].strip()
+                changed = True
+    return s
+
+
+def _unwrap_text_commands(s: str) -> str:
+    """``\\mathrm{cm}`` and friends become ``\\text{cm}``; nested braces are kept."""
+    return re.sub(r"\\(?:" + _TEXT_CMDS + r")\b\s*(?=\{)", r"\\text", s)
+
+
+def _is_unit_text(content: str) -> bool:
+    words = re.findall(r"[A-Za-z]+", content)
+    if not words or re.search(r"[\d()]", content):
+        return False
+    return all(w.lower() in UNIT_WORDS for w in words) or (
+        len(words) <= 3 and all(len(w) >= 3 for w in words)
+    )
+
+
+def strip_units(s: str) -> str:
+    """Drop unit labels that follow a value: ``\\text{ cm}^2``, ``12 inches``, ``\\$``."""
+    s = re.sub(r"\\\$|\\dollar\b|(?<![a-zA-Z])(?:USD|Rs\.?)\s*", "", s)
+
+    def drop(m: re.Match[str]) -> str:
+        return "" if _is_unit_text(m.group(1)) else m.group(0)
+
+    s = re.sub(
+        r"(?<=[\d}).%\s])\s*\\text\{([^{}]*)\}(?:\s*\^\s*\{?[23]\}?)?\s*$", drop, s
+    )
+    s = re.sub(r"(?<=[\d}).%])\s*\\text\{([^{}]*)\}(?:\s*\^\s*\{?[23]\}?)?(?=\s*(?:,|$))",
+               drop, s)  # fmt: skip
+    prev = None
+    while prev != s:
+        prev = s
+        s = _PLAIN_UNIT_RE.sub("", s).rstrip()
+    return s
+
+
+def clean(s: str) -> str:
+    """Presentation-free form of an answer string (still LaTeX-ish text)."""
+    s = _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], s)
+    s = _strip_delimiters(s)
+    s = re.sub(r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits)\b", "", s)
+    s = re.sub(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)\s*\.", "", s)
+    s = re.sub(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)(?![a-zA-Z])",
+               "", s)  # fmt: skip
+    s = re.sub(r"\\[dtc]frac(?![a-zA-Z])", r"\\frac", s)
+    s = re.sub(r"\\[dt]binom(?![a-zA-Z])", r"\\binom", s)
+    s = _replace_thousands(s)
+    s = s.replace("\\!", "")
+    s = re.sub(r"(?<!\\)\\[,;: ]|\\q?quad\b|~", " ", s)
+    s = re.sub(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ\b|\\circ\b|\\degree\b|\^\s*\{\s*o\s*\}", "°", s)
+    s = s.replace("\\%", "%").replace("\\$", "$")
+    s = _unwrap_text_commands(s)
+    s = re.sub(r"\\text\{\s*\}", "", s)
+    s = _TEXT_UNWRAP_RE.sub(lambda m: m.group(1).strip(), s)
+    s = re.sub(r"\\hbox\b", r"\\text", s)
+    s = s.replace("$", "")
+    s = re.sub(r"(?<![.\d])[.,;:]\s*$", "", s.strip()).strip()
+    s = strip_units(s)
+    s = re.sub(r"\s+", " ", s).strip()
+    s = re.sub(r"(?<![.\d])[.,;:]\s*$", "", s).strip()
+    s = re.sub(r"(?<=\d)\.$", "", s).strip()
+    return s
