@@ -114,7 +114,8 @@ def check_concurrent_commits(base_uri: str, writers: int = 2) -> None:
     assert read_dataset(store.uri_for("step")).equals(tables[winner])
 
 
-def check_readers(base_uri: str, with_datasets: bool = True) -> None:
+def check_readers(base_uri: str, with_datasets: bool = True,
+                  cache_dir: str | None = None) -> None:
     """Committed shards load with read_dataset, pandas, pyarrow.dataset and (optionally)
     Hugging Face datasets, with the same rows."""
     import pandas as pd
@@ -140,7 +141,7 @@ def check_readers(base_uri: str, with_datasets: bool = True) -> None:
         import datasets
 
         loaded = datasets.load_dataset("parquet", data_files=files, storage_options=opts,
-                                       split="train")
+                                       split="train", cache_dir=cache_dir)
         assert sorted(loaded["problem"]) == sorted(expected["problem"].to_pylist())
 
 
