@@ -3,6 +3,7 @@
 See docs/storage.md for pointing it at a local folder, MinIO, Ceph or AWS S3.
 """
 
+from storage import selfcheck
 from storage.backends import RetryPolicy
 from storage.reading import dataset_files, filesystem, read_dataset, storage_options
 from storage.s3 import S3Config, S3ConfigError, resolve_s3_config
@@ -20,6 +21,7 @@ __all__ = [
     "filesystem",
     "open_store",
     "read_dataset",
+    "selfcheck",
     "resolve_s3_config",
     "storage_options",
 ]
