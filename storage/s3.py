@@ -168,7 +168,9 @@ def resolve_s3_config(block: str | None = None) -> S3Config:
     if block:
         session, endpoint, source = _session_from_block(block)
     else:
-        session, endpoint, source = boto3.session.Session(), None, "the AWS environment"
+        # botocore reads AWS_DEFAULT_REGION only; AWS_REGION (the other SDKs') wins here.
+        session = boto3.session.Session(region_name=os.environ.get("AWS_REGION") or None)
+        endpoint, source = None, "the AWS environment"
     return _config_from_session(session, endpoint, source)
 
 
@@ -196,7 +198,7 @@ def _session_from_block(name: str) -> tuple[boto3.session.Session, str | None, s
 def _config_from_session(session: boto3.session.Session, endpoint: str | None,
                          source: str) -> S3Config:
     endpoint = endpoint or _custom_endpoint(session)
-    region = session.region_name or "us-east-1"
+    region = session.region_name or os.environ.get("AWS_REGION") or "us-east-1"
     creds = session.get_credentials()
     keys: dict[str, str | None] = {}
     if creds is None:
