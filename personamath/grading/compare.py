@@ -392,8 +392,10 @@ def _same_chain(g: Relation, p: Relation) -> Result:
 
 
 def _real(a: Answer) -> sympy.Expr | None:
-    if isinstance(a, Scalar) and not a.expr.free_symbols and (
-        a.expr.is_real or a.expr in (sympy.oo, -sympy.oo)
+    if (
+        isinstance(a, Scalar)
+        and not a.expr.free_symbols
+        and (a.expr.is_real or a.expr in (sympy.oo, -sympy.oo))
     ):
         return a.expr
     return None

@@ -9,8 +9,10 @@ occurrence wins, because models restate and correct themselves before concluding
 4. "The answer is X" / "Answer: X".
 5. ``#### N`` for any dataset.
 6. The last bold markdown span (``**X**``) that contains a digit or math.
-7. A bare answer: a short text that is itself the answer (``3/4``, ``\\frac12``, ``(C)``).
-8. The last number in the text, as a last resort.
+7. A bare answer: a text with at most two prose words is itself the answer
+   (``3/4``, ``\\frac12``, ``(C)``, ``12 inches``, ``no solution``).
+8. The last inline math (``$...$``) of the final line when no number follows it.
+9. The last number in the text, as a last resort.
 
 ``None`` when nothing is found. Extraction never judges correctness; it only
 decides which substring the grader compares.
@@ -20,6 +22,8 @@ from __future__ import annotations
 
 import re
 
+from personamath.grading.tokens import MATH_WORDS
+
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*")
 _FINAL_RE = re.compile(r"final answer\s*(?:is|:)?\s*(?:the final answer is)?\s*:?\s*", re.I)
 _ANSWER_IS_RE = re.compile(r"(?:the\s+)?(?:final\s+)?answer\s*(?:is|:|=)\s*", re.I)
@@ -28,6 +32,7 @@ _BOLD_RE = re.compile(r"\*\*([^*\n]{1,120}?)\*\*")
 _NUMBER_RE = re.compile(r"[-−]?\d[\d,]*(?:\.\d+)?(?:/\d+)?|[-−]?\.\d+")
 _WORD_RE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
 _TEXT_CMD_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox|textit|operatorname)\s*\{[^{}]*\}")
+_MATH_SPAN_RE = re.compile(r"\$\$?([^$]+)\$\$?|\\\((.+?)\\\)")
 _TAIL_RE = re.compile(r"\s*(?:I hope it is correct\.?|\.\s*$)", re.I)
 
 
@@ -115,8 +120,21 @@ def looks_bare(text: str) -> bool:
     s = text.strip()
     if not s or len(s) > 160 or "\n" in s.strip():
         return False
-    words = _WORD_RE.findall(_TEXT_CMD_RE.sub("", s))
-    return len(words) <= 2 or (len(s) <= 40 and not re.search(r"[.!?]\s", s))
+    words = [w for w in _WORD_RE.findall(_TEXT_CMD_RE.sub("", s)) if w.lower() not in MATH_WORDS]
+    return len(words) <= 2
+
+
+def _last_math_span(text: str) -> str | None:
+    """The last ``$...$`` span of the final line, if no number follows it."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return None
+    line = lines[-1]
+    spans = list(_MATH_SPAN_RE.finditer(line))
+    if not spans or re.search(r"\d", line[spans[-1].end() :]):
+        return None
+    content = spans[-1].group(1) or spans[-1].group(2) or ""
+    return content.strip() or None
 
 
 def _last_number(text: str) -> str | None:
@@ -134,8 +152,13 @@ def extract_answer(text: str, dataset: str | None = None) -> str | None:
         found = _last_hash(text)
         if found:
             return found
+    boxed = last_boxed(text)
+    if boxed:
+        return boxed
+    unclosed = _BOX_RE.search(text)
+    if unclosed:  # a truncated \boxed{...: its partial content is not an answer
+        text = text[: max(m.start() for m in _BOX_RE.finditer(text))]
     for finder in (
-        last_boxed,
         lambda t: _after_marker(t, _FINAL_RE),
         lambda t: _after_marker(t, _ANSWER_IS_RE),
         _last_hash,
@@ -146,4 +169,4 @@ def extract_answer(text: str, dataset: str | None = None) -> str | None:
             return found
     if looks_bare(text):
         return _strip_answer(text) or None
-    return _last_number(text)
+    return _last_math_span(text) or _last_number(text)

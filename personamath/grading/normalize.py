@@ -18,6 +18,9 @@ _UNICODE = {
     "±": "\\pm ", "∓": "\\mp ", "\u00a0": " ", "\u2009": " ", "\u202f": " ",
     "⟨": "\\langle ", "⟩": "\\rangle ", "²": "^2", "³": "^3", "€": "", "£": "", "¥": "",
     "₹": "", "＄": "", "’": "'", "θ": "\\theta ", "α": "\\alpha ", "β": "\\beta ",
+    "½": "\\frac{1}{2}", "⅓": "\\frac{1}{3}", "⅔": "\\frac{2}{3}", "¼": "\\frac{1}{4}",
+    "¾": "\\frac{3}{4}", "⅕": "\\frac{1}{5}", "⅙": "\\frac{1}{6}", "⅛": "\\frac{1}{8}",
+    "⅜": "\\frac{3}{8}", "⅝": "\\frac{5}{8}", "⅞": "\\frac{7}{8}", "ℝ": "\\mathbb{R}",
 }  # fmt: skip
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
 
@@ -52,9 +55,7 @@ _PLAIN_UNIT_RE = re.compile(
 
 
 # ``\text{13}``, ``\text{E}``, ``\text{A, D}``: text that is really a value or letters.
-_TEXT_UNWRAP_RE = re.compile(
-    r"\\text\{(\s*(?:[^{}a-zA-Z]*|[A-Za-z]|[A-Z](?:\s*,\s*[A-Z])+)\s*)\}"
-)
+_TEXT_UNWRAP_RE = re.compile(r"\\text\{(\s*(?:[^{}a-zA-Z]*|[A-Za-z]|[A-Z](?:\s*,\s*[A-Z])+)\s*)\}")
 
 
 def _replace_thousands(s: str) -> str:
@@ -106,9 +107,7 @@ def strip_units(s: str) -> str:
     def drop(m: re.Match[str]) -> str:
         return "" if _is_unit_text(m.group(1)) else m.group(0)
 
-    s = re.sub(
-        r"(?<=[\d}).%\s])\s*\\text\{([^{}]*)\}(?:\s*\^\s*\{?[23]\}?)?\s*$", drop, s
-    )
+    s = re.sub(r"(?<=[\d}).%\s])\s*\\text\{([^{}]*)\}(?:\s*\^\s*\{?[23]\}?)?\s*$", drop, s)
     s = re.sub(r"(?<=[\d}).%])\s*\\text\{([^{}]*)\}(?:\s*\^\s*\{?[23]\}?)?(?=\s*(?:,|$))",
                drop, s)  # fmt: skip
     prev = None
@@ -129,6 +128,9 @@ def clean(s: str) -> str:
     s = re.sub(r"\\[dtc]frac(?![a-zA-Z])", r"\\frac", s)
     s = re.sub(r"\\[dt]binom(?![a-zA-Z])", r"\\binom", s)
     s = _replace_thousands(s)
+    if re.fullmatch(r"-?\d{1,3}(?: \d{3})+(?:\.\d+)?", s.strip()):
+        s = s.replace(" ", "")
+    s = re.sub(r"\\mathbb\s*\{?\s*R\s*\}?(?![a-zA-Z])", r"(-\\infty,\\infty)", s)
     s = s.replace("\\!", "")
     s = re.sub(r"(?<!\\)\\[,;: ]|\\q?quad\b|~", " ", s)
     s = re.sub(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ\b|\\circ\b|\\degree\b|\^\s*\{\s*o\s*\}", "°", s)
