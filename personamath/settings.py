@@ -111,7 +111,9 @@ class Settings(_Strict):
     teacher: TeacherSettings = Field(default_factory=TeacherSettings)
     k1: int = Field(3, ge=0, le=50, description="Persona rewrites per question solved in Stage 1.")
     k2: int = Field(5, ge=0, le=50, description="Persona rewrites per question fixed in Stage 2.")
-    reflection_attempts: int = Field(1, ge=0, le=10, description="R: reflection tries per wrong answer.")
+    reflection_attempts: int = Field(
+        1, ge=0, le=10, description="R: reflection tries per wrong answer."
+    )
     reveal_gold: bool = Field(False, description="Show the gold answer in the reflection prompt.")
     shard_size: int = Field(200, ge=1, le=100_000)
     seed: int = 0
@@ -197,3 +199,23 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     for part in parts[:-1]:
         node = node.setdefault(part, {})
     node[parts[-1]] = value
+
+
+def demo_settings(**overrides: Any) -> Settings:
+    """The keyless demo: the bundled 12 GSM8K + 12 MATH training questions on the
+    embedded SmolLM2-135M teacher, small K1/K2 and short replies to fit a laptop."""
+    data: dict[str, Any] = {
+        "sources": [
+            {"dataset": "gsm8k", "uri": "builtin:demo/gsm8k"},
+            {"dataset": "math", "uri": "builtin:demo/math"},
+        ],
+        "teacher": {"provider": "local", "max_tokens": 320, "temperature": 0.7,
+                    "concurrency": 1},
+        "k1": 2,
+        "k2": 2,
+        "shard_size": 12,
+        "dataset_name": "personamathqa-demo",
+    }
+    for key, value in overrides.items():
+        set_dotted(data, key, value)
+    return build_settings(data)
