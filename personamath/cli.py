@@ -200,16 +200,20 @@ def _print_summary(summary: dict[str, Any]) -> None:
     typer.echo(f"dataset: {summary['dataset_uri']}")
 
 
-def _mount_train() -> None:
-    """`personamath finetune|evaluate` come from the train module (optional extra)."""
+def _mount(module: str) -> None:
+    """Commands defined next to their code: `finetune`/`evaluate` (personamath.train.cli)
+    and `deploy` (flows.deploy). Each module exposes `register(app)`."""
+    import importlib
+
     try:
-        from personamath.train.cli import register
+        mod = importlib.import_module(module)
     except ImportError:
         return
-    register(app)
+    mod.register(app)
 
 
-_mount_train()
+for _module in ("personamath.train.cli", "flows.deploy"):
+    _mount(_module)
 
 
 def main() -> None:  # pragma: no cover - console entry point
