@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The project's test command (README, second command; .ci/run runs exactly this).
+# Installs what the tests need (pip extras, Ceph from Debian), starts the real S3
+# server, runs the whole suite, and stops the server again.
+#   bash scripts/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+python3 -m pip install -q -c .ci/constraints.txt -e ".[local,dev,train]"
+bash scripts/install-ceph.sh
+bash scripts/s3-server.sh start
+trap 'bash scripts/s3-server.sh stop >/dev/null 2>&1 || true' EXIT
+eval "$(bash scripts/s3-server.sh env)"
+# In this script every part is installed, so a missing one is a failure, not a skip.
+export PERSONAMATH_REQUIRE_S3=1 PERSONAMATH_REQUIRE_TRAIN=1 PERSONAMATH_REQUIRE_LOCAL_MODEL=1
+ruff check .
+python3 -m pytest -q -ra --durations=15 "$@"
