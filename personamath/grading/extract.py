@@ -32,6 +32,7 @@ _BOLD_RE = re.compile(r"\*\*([^*\n]{1,120}?)\*\*")
 _NUMBER_RE = re.compile(r"[-−]?\d[\d,]*(?:\.\d+)?(?:/\d+)?|[-−]?\.\d+")
 _WORD_RE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
 _TEXT_CMD_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox|textit|operatorname)\s*\{[^{}]*\}")
+_JOINER_RE = re.compile(r"[\s$]*(?:,|and|or|,\s*and)?[\s$]*(?:[a-zA-Z]_?\d?\s*=\s*)?[\s$]*")
 _MATH_SPAN_RE = re.compile(r"\$\$?([^$]+)\$\$?|\\\((.+?)\\\)")
 _TAIL_RE = re.compile(r"\s*(?:I hope it is correct\.?|\.\s*$)", re.I)
 
@@ -54,20 +55,46 @@ def _balanced(text: str, start: int) -> tuple[str, int] | None:
     return None
 
 
-def last_boxed(text: str) -> str | None:
-    """The content of the last ``\\boxed``/``\\fbox`` group, braces or not."""
-    found: str | None = None
-    for m in _BOX_RE.finditer(text):
-        pos = m.end()
-        if pos < len(text) and text[pos] == "{":
-            group = _balanced(text, pos)
+def _boxes(text: str) -> list[tuple[str, int, int]]:
+    """Outermost ``\\boxed``/``\\fbox`` groups as (content, start, end), in order."""
+    found: list[tuple[str, int, int]] = []
+    pos = 0
+    while True:
+        m = _BOX_RE.search(text, pos)
+        if m is None:
+            return found
+        end = m.end()
+        if end < len(text) and text[end] == "{":
+            group = _balanced(text, end)
             if group is not None:
-                found = group[0]
+                found.append((group[0].strip(), m.start(), group[1]))
+                pos = group[1]
+                continue
         elif m.group(0) != m.group(0).rstrip():
-            tail = re.match(r"[^\s$\\]+|\\[a-zA-Z]+(?:\{[^{}]*\})*", text[pos:])
+            tail = re.match(r"[^\s$\\]+|\\[a-zA-Z]+(?:\{[^{}]*\})*", text[end:])
             if tail:
-                found = tail.group(0)
-    return found.strip() if found is not None else None
+                found.append((tail.group(0).strip(), m.start(), end + tail.end()))
+                pos = end + tail.end()
+                continue
+        pos = m.end()
+
+
+def last_boxed(text: str) -> str | None:
+    """The last outermost boxed answer; boxes on one line joined by "and"/"," form a list.
+
+    ``$x = \\boxed{-2}$ and $x = \\boxed{3}$`` answers "-2, 3"; boxes on different lines
+    are successive attempts, and only the last one counts.
+    """
+    boxes = _boxes(text)
+    if not boxes:
+        return None
+    group = [boxes[-1]]
+    for box in reversed(boxes[:-1]):
+        between = text[box[2] : group[0][1]]
+        if "\n" in between or not _JOINER_RE.fullmatch(between):
+            break
+        group.insert(0, box)
+    return ", ".join(content for content, _, _ in group)
 
 
 def _strip_answer(s: str) -> str:

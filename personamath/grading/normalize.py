@@ -55,7 +55,9 @@ _PLAIN_UNIT_RE = re.compile(
 
 
 # ``\text{13}``, ``\text{E}``, ``\text{A, D}``: text that is really a value or letters.
-_TEXT_UNWRAP_RE = re.compile(r"\\text\{(\s*(?:[^{}a-zA-Z]*|[A-Za-z]|[A-Z](?:\s*,\s*[A-Z])+)\s*)\}")
+_TEXT_UNWRAP_RE = re.compile(
+    r"\\text\{(\s*[^{}a-zA-Z]*\s*|[A-Za-z]|\s*[A-Z](?:\s*,\s*[A-Z])+\s*)\}"
+)
 
 
 def _replace_thousands(s: str) -> str:
@@ -108,7 +110,7 @@ def strip_units(s: str) -> str:
         return "" if _is_unit_text(m.group(1)) else m.group(0)
 
     s = re.sub(r"(?<=[\d}).%\s])\s*\\text\{([^{}]*)\}(?:\s*\^\s*\{?[23]\}?)?\s*$", drop, s)
-    s = re.sub(r"(?<=[\d}).%])\s*\\text\{([^{}]*)\}(?:\s*\^\s*\{?[23]\}?)?(?=\s*(?:,|$))",
+    s = re.sub(r"(?<=[\w}).%])\s*\\text\{([^{}]*)\}(?:\s*\^\s*\{?[23]\}?)?(?=\s*(?:,|$))",
                drop, s)  # fmt: skip
     prev = None
     while prev != s:
@@ -117,9 +119,28 @@ def strip_units(s: str) -> str:
     return s
 
 
+def _unbox(s: str) -> str:
+    """Remove ``\\boxed{...}`` wrappers left inside an extracted answer."""
+    for _ in range(20):
+        m = re.search(r"\\(?:boxed|fbox)\s*\{", s)
+        if m is None:
+            return s
+        depth, end = 0, None
+        for j in range(m.end() - 1, len(s)):
+            depth += {"{": 1, "}": -1}.get(s[j], 0)
+            if depth == 0:
+                end = j
+                break
+        if end is None:
+            return s
+        s = s[: m.start()] + s[m.end() : end] + s[end + 1 :]
+    return s
+
+
 def clean(s: str) -> str:
     """Presentation-free form of an answer string (still LaTeX-ish text)."""
     s = _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], s)
+    s = _unbox(s)
     s = _strip_delimiters(s)
     s = re.sub(r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits)\b", "", s)
     s = re.sub(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)\s*\.", "", s)
