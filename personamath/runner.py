@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -63,7 +64,12 @@ class RunContext:
 
     @property
     def uri(self) -> str:
-        return f"{self.settings.store.rstrip('/')}/{self.base}"
+        """Absolute URI of the run's folder (a relative file:// store is resolved, so the
+        URI printed in summaries works from any directory)."""
+        store = self.settings.store.rstrip("/")
+        if store.startswith("file://"):
+            store = "file://" + str(Path(store[len("file://"):]).expanduser().resolve())
+        return f"{store}/{self.base}"
 
 
 def valid_manifest(store: ArtifactStore, step: str, shard: int) -> Any:
