@@ -210,7 +210,7 @@ async def stage1_shard(questions: list[Question], settings: Settings, engine: An
                                              tried, len(rows), ""))
         w.tick()
 
-    await asyncio.gather(*(one(q) for q in questions))
+    await gather_all(one(q) for q in questions)
     return _sorted(w.result)
 
 
@@ -236,8 +236,17 @@ async def stage2_shard(failures: list[Failure], settings: Settings, engine: Any)
                                              tried, len(rows), ""))
         w.tick()
 
-    await asyncio.gather(*(one(f) for f in failures))
+    await gather_all(one(f) for f in failures)
     return _sorted(w.result)
+
+
+async def gather_all(coros: Any) -> None:
+    """Run every question to the end even when one fails, so that the replies of the
+    others are checkpointed in the ledger; then raise the first failure."""
+    results = await asyncio.gather(*coros, return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise failures[0]
 
 
 def _sorted(r: ShardResult) -> ShardResult:

@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from personamath.generate import Failure, ShardResult, stage1_shard, stage2_shard
+from personamath.ledger import StoreLedger
 from personamath.llm import make_engine
 from personamath.prompts import versions
 from personamath.schema import (
@@ -146,7 +147,8 @@ def run_stage1_shard(ctx: RunContext, shard: int) -> dict[str, Any]:
     if manifest is not None:
         return {"shard": shard, "skipped": True, **manifest.counts}
     questions = shard_questions(ctx, store, shard)
-    result, engine_stats, wall = _run(ctx, lambda e: stage1_shard(questions, ctx.settings, e))
+    result, engine_stats, wall = _run(ctx, lambda e: stage1_shard(questions, ctx.settings, e),
+                                      f"{step}/ledger/shard-{shard:05d}")
     return _commit(store, step, shard, result, engine_stats, wall, len(questions))
 
 
@@ -169,20 +171,31 @@ def run_stage2_shard(ctx: RunContext, shard: int) -> dict[str, Any]:
     if manifest is not None:
         return {"shard": shard, "skipped": True, **manifest.counts}
     failures = stage1_failures(ctx, store, shard)
-    result, engine_stats, wall = _run(ctx, lambda e: stage2_shard(failures, ctx.settings, e))
+    result, engine_stats, wall = _run(ctx, lambda e: stage2_shard(failures, ctx.settings, e),
+                                      f"{step}/ledger/shard-{shard:05d}")
     return _commit(store, step, shard, result, engine_stats, wall, len(failures))
 
 
-def _run(ctx: RunContext, make_coro: Any) -> tuple[ShardResult, dict[str, Any], float]:
-    """Run one shard's coroutine on a fresh event loop with its own engine."""
+def _flush_every(ctx: RunContext) -> int:
+    """Checkpoint every reply on a local disk; batch a few per object on S3."""
+    return 1 if ctx.settings.store.startswith("file://") else 8
+
+
+def _run(ctx: RunContext, make_coro: Any,
+         ledger_prefix: str) -> tuple[ShardResult, dict[str, Any], float]:
+    """Run one shard's coroutine on a fresh event loop with its own engine; replies are
+    checkpointed in the shard's request ledger, so a rerun re-sends only what is new."""
 
     async def main() -> tuple[ShardResult, dict[str, Any]]:
-        engine = make_engine(ctx.settings.teacher)
+        engine = make_engine(ctx.settings.teacher, ledger=ledger)
         try:
             result = await make_coro(engine)
         finally:
+            ledger.flush()
             await engine.aclose()
         return result, engine.stats.to_dict()
+
+    ledger = StoreLedger(ctx.store(), ledger_prefix, flush_every=_flush_every(ctx))
 
     t0 = time.perf_counter()
     result, stats = asyncio.run(main())
