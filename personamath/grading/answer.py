@@ -31,7 +31,11 @@ _EMPTY_RE = re.compile(
     re.I,
 )
 _CHOICE_FULL_RE = re.compile(r"(?:\\text\{\s*)?\(?\s*([A-J])\s*\)?\s*\}?(?:\s*[.:])?")
-_CHOICE_PREFIX_RE = re.compile(r"(?:\\text\{\s*)?\(([A-J])\)")
+_CHOICE_PREFIX_RE = re.compile(
+    r"(?:(?:option|choice|answer)\s*:?\s*)?(?:\\text\{\s*)?(?:\(([A-J])\)|([A-J])\))"
+    r"|(?:option|choice)\s+\(?([A-J])\)?\s*$",
+    re.I,
+)
 _MATRIX_RE = re.compile(
     r"\\begin\{([a-zA-Z]*matrix\*?|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}", re.S
 )
@@ -52,7 +56,11 @@ class Scalar:
 
     def show(self) -> str:
         suffix = "%" if self.percent else ("°" if self.degree else "")
-        return f"{sympy.sstr(self.expr)}{suffix}"
+        try:
+            text = sympy.sstr(self.expr)
+        except ValueError:  # integers beyond Python's str() digit limit
+            text = "<very large number>"
+        return f"{text[:200]}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -274,13 +282,34 @@ def parse_tokens_answer(toks: list[Tok]) -> Answer:
     if ops:
         if any(not p for p in rel_parts):
             raise ParseError("relation with an empty side")
-        return Relation(tuple(parse_tokens_answer(p) for p in rel_parts), tuple(ops))
+        parts = tuple(_function_label(p) or parse_tokens_answer(p) for p in rel_parts)
+        return Relation(parts, tuple(ops))
     if _wrapped(toks) and toks[0].kind in ("op", "cmd") and toks[0].value != "{":
         return _bracketed(toks)
     braced = _wrapped(toks) and toks[0].value == "{"
     if braced and len(_split_top(toks[1:-1], {","}, words=False)) == 1:
         return parse_tokens_answer(toks[1:-1])
     return _scalar(toks)
+
+
+def _function_label(toks: list[Tok]) -> Scalar | None:
+    """``f(x)``, ``g^{-1}(3)``, ``P(A)`` on one side of an equation: a name, not a product."""
+    if len(toks) < 4 or toks[0].kind != "id" or toks[-1].value != ")":
+        return None
+    i = 1
+    if toks[i].value == "^":
+        exp = "".join(t.value for t in toks[i + 1 : i + 6])
+        for form in ("{-1}", "-1"):
+            if exp.startswith(form):
+                i += 1 + len(form) if form == "-1" else 1 + 4
+                break
+        else:
+            return None
+    if toks[i].value != "(" or not _wrapped(toks[i:]):
+        return None
+    if any(t.kind not in ("id", "num", "op") for t in toks[i + 1 : -1]):
+        return None
+    return Scalar(sympy.Symbol("".join(t.value for t in toks)))
 
 
 def _bracketed(toks: list[Tok]) -> Answer:
@@ -318,8 +347,8 @@ def parse_clean(s: str) -> Answer:
         return Empty()
     choice = _CHOICE_FULL_RE.fullmatch(s) or _CHOICE_PREFIX_RE.match(s)
     if choice:
-        return Choice(choice.group(1))
-    matrix = _MATRIX_RE.fullmatch(s)
+        return Choice(next(g for g in choice.groups() if g).upper())
+    matrix = _MATRIX_RE.fullmatch(re.sub(r"^[(\[]\s*(\\begin.*\\end\{[^}]*\})\s*[)\]]$", r"\1", s))
     if matrix:
         return _matrix(matrix.group(2))
     based = _BASED_RE.fullmatch(s)

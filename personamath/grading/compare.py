@@ -317,9 +317,12 @@ def _relation(g: Answer, p: Answer) -> Result:
         return _two_equations(g, p)
     rel, other = (g, p) if isinstance(g, Relation) else (p, g)
     assert isinstance(rel, Relation)
-    if not _is_label(rel.parts[0]):
-        return Result(False, "equation vs value")
     value = rel.parts[-1]
+    # A gold equation stands for its value only when it names something (x = 3); a
+    # predicted one may also just show its work (a + b = 10).
+    shows_value = rel is p and isinstance(value, Scalar) and not value.expr.free_symbols
+    if not (_is_label(rel.parts[0]) or shows_value):
+        return Result(False, "equation vs value")
     r = same(value, other) if rel is g else same(other, value)
     return Result(r.equal, f"value of the equation: {r.reason}")
 

@@ -32,6 +32,7 @@ _BOLD_RE = re.compile(r"\*\*([^*\n]{1,120}?)\*\*")
 _NUMBER_RE = re.compile(r"[-−]?\d[\d,]*(?:\.\d+)?(?:/\d+)?|[-−]?\.\d+")
 _WORD_RE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
 _TEXT_CMD_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox|textit|operatorname)\s*\{[^{}]*\}")
+_CLAUSE_RE = re.compile(r",?\s+(?:since|because|which|as this|so that|given that)\b", re.I)
 _JOINER_RE = re.compile(r"[\s$]*(?:,|and|or|,\s*and)?[\s$]*(?:[a-zA-Z]_?\d?\s*=\s*)?[\s$]*")
 _MATH_SPAN_RE = re.compile(r"\$\$?([^$]+)\$\$?|\\\((.+?)\\\)")
 _TAIL_RE = re.compile(r"\s*(?:I hope it is correct\.?|\.\s*$)", re.I)
@@ -99,12 +100,12 @@ def last_boxed(text: str) -> str | None:
 
 def _strip_answer(s: str) -> str:
     """Trim math delimiters and trailing sentence punctuation around an answer."""
-    s = s.strip()
+    s = s.strip().strip("*").strip()
     s = _TAIL_RE.sub("", s).strip()
     for left, right in (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$")):
         if s.startswith(left) and s.endswith(right) and len(s) >= len(left) + len(right):
             s = s[len(left) : len(s) - len(right)].strip()
-    s = s.strip("$ ").rstrip(".").strip()
+    s = s.strip("$ *").rstrip(".").strip()
     boxed = last_boxed(s)
     return boxed if boxed is not None else s
 
@@ -114,7 +115,9 @@ def _after_marker(text: str, pattern: re.Pattern[str]) -> str | None:
     matches = list(pattern.finditer(text))
     for m in reversed(matches):
         rest = text[m.end() :]
-        line = rest.split("\n", 1)[0]
+        hope = re.search(r"\.?\s*I hope it is correct", rest)
+        line = rest[: hope.start()] if hope else rest.split("\n", 1)[0]
+        line = _CLAUSE_RE.split(line, maxsplit=1)[0]
         line = re.split(r"(?<=[^\d\s])\.\s+[A-Z]|\.\s*$", line, maxsplit=1)[0]
         cleaned = _strip_answer(line)
         if cleaned:
@@ -147,6 +150,7 @@ def looks_bare(text: str) -> bool:
     s = text.strip()
     if not s or len(s) > 160 or "\n" in s.strip():
         return False
+    s = re.sub(r"\\(?:begin|end)\{[^}]*\}(?:\{[^}]*\})?", " ", s)
     words = [w for w in _WORD_RE.findall(_TEXT_CMD_RE.sub("", s)) if w.lower() not in MATH_WORDS]
     return len(words) <= 2
 

@@ -60,6 +60,14 @@ _TEXT_UNWRAP_RE = re.compile(
 )
 
 
+# ``\text{5 cm}``: a number and its unit written as one text run.
+_TEXT_NUMBER_UNIT_RE = re.compile(r"\\text\{\s*(-?[\d.,]+)\s+([A-Za-z .]+?)\s*\}")
+
+
+def _text_number_unit(m: re.Match[str]) -> str:
+    return m.group(1) if _is_unit_text(m.group(2)) else m.group(0)
+
+
 def _replace_thousands(s: str) -> str:
     """Join digit groups split by ``{,}``, ``,\\!``, ``\\,`` or a bare ``,``.
 
@@ -146,7 +154,11 @@ def clean(s: str) -> str:
     s = re.sub(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)\s*\.", "", s)
     s = re.sub(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)(?![a-zA-Z])",
                "", s)  # fmt: skip
+    s = re.sub(r"\{([^{}]*)\\over(?![a-zA-Z])([^{}]*)\}", r"\\frac{\1}{\2}", s)
     s = re.sub(r"\\[dtc]frac(?![a-zA-Z])", r"\\frac", s)
+    s = re.sub(r"\\infin(?![a-zA-Z])", r"\\infty", s)
+    s = re.sub(r"^(?:=|\\approx(?![a-zA-Z])|≈)\s*", "", s.strip())
+    s = re.sub(r"^(?:\\text\{)?\s*all real numbers\s*\}?$", r"\\mathbb{R}", s, flags=re.I)
     s = re.sub(r"\\[dt]binom(?![a-zA-Z])", r"\\binom", s)
     s = _replace_thousands(s)
     if re.fullmatch(r"-?\d{1,3}(?: \d{3})+(?:\.\d+)?", s.strip()):
@@ -159,6 +171,7 @@ def clean(s: str) -> str:
     s = _unwrap_text_commands(s)
     s = re.sub(r"\\text\{\s*\}", "", s)
     s = _TEXT_UNWRAP_RE.sub(lambda m: m.group(1).strip(), s)
+    s = _TEXT_NUMBER_UNIT_RE.sub(_text_number_unit, s)
     s = re.sub(r"\\hbox\b", r"\\text", s)
     s = s.replace("$", "")
     s = re.sub(r"(?<![.\d])[.,;:]\s*$", "", s.strip()).strip()
