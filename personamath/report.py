@@ -56,7 +56,8 @@ def length_plot(src: list[str], out: list[str]) -> bytes | None:
     except ImportError:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
-    bins = list(range(0, 260, 10))
+    longest = max(len(t.split()) for t in src + out) if src + out else 10
+    bins = list(range(0, longest + 11, max(1, (longest + 10) // 25)))
     ax.hist([len(t.split()) for t in src], bins=bins, alpha=0.6, label="source questions")
     if out:
         ax.hist([len(t.split()) for t in out], bins=bins, alpha=0.6, label="PersonaMathQA problems")
