@@ -81,8 +81,11 @@ def same(g: Answer, p: Answer) -> Result:
         return _sets(g, p)
     if isinstance(g, Seq) and isinstance(p, Seq):
         return _seq(g, p)
-    if isinstance(g, Matrix) and isinstance(p, Matrix):
-        return _matrix(g, p)
+    if isinstance(g, Matrix) or isinstance(p, Matrix):
+        mg, mp = _as_matrix(g), _as_matrix(p)
+        if mg is None or mp is None:
+            return Result(False, f"{_kind(g)} vs {_kind(p)}")
+        return _matrix(mg, mp)
     if isinstance(g, Scalar) and isinstance(p, Scalar):
         return _scalar(g, p)
     return Result(False, f"{_kind(g)} vs {_kind(p)}")
@@ -148,9 +151,18 @@ def _read_base(digits: str | None, base: int) -> Fraction | None:
 
 
 # -- scalars -----------------------------------------------------------------------------
+def _readings(a: Scalar, other: Scalar) -> list[sympy.Expr]:
+    """Values ``a`` may stand for: ``50%`` is also 0.5, ``45°`` is also pi/4 (vs radians)."""
+    values = [a.expr]
+    if a.percent and not other.percent:
+        values.append(a.expr / 100)
+    if a.degree and not other.degree and other.expr.has(sympy.pi):
+        values.append(a.expr * sympy.pi / 180)
+    return values
+
+
 def _scalar(g: Scalar, p: Scalar) -> Result:
-    gvals = [g.expr] + ([g.expr / 100] if g.percent and not p.percent else [])
-    pvals = [p.expr] + ([p.expr / 100] if p.percent and not g.percent else [])
+    gvals, pvals = _readings(g, p), _readings(p, g)
     last = Result(False, "different values")
     for gv in gvals:
         for pv in pvals:
@@ -295,6 +307,18 @@ def _unordered(gs: tuple[Answer, ...], ps: tuple[Answer, ...]) -> Result:
     return Result(True, "same elements")
 
 
+def _as_matrix(a: Answer) -> Matrix | None:
+    """A matrix, or a tuple of equal-length tuples such as ``[[1, 2], [3, 4]]``."""
+    if isinstance(a, Matrix):
+        return a
+    if not (isinstance(a, Seq) and a.kind == "tuple" and len(a.items) >= 2):
+        return None
+    rows = [r.items for r in a.items if isinstance(r, Seq) and r.kind == "tuple"]
+    if len(rows) != len(a.items) or len({len(r) for r in rows}) != 1:
+        return None
+    return Matrix(tuple(rows))
+
+
 def _matrix(g: Matrix, p: Matrix) -> Result:
     if len(g.rows) != len(p.rows) or len(g.rows[0]) != len(p.rows[0]):
         return Result(False, "different matrix shape")
@@ -328,10 +352,7 @@ def _relation(g: Answer, p: Answer) -> Result:
 
 
 def _two_equations(g: Relation, p: Relation) -> Result:
-    if _is_label(g.parts[0]) and _is_label(p.parts[0]):
-        names = same(g.parts[0], p.parts[0])
-        if not names.equal:
-            return Result(False, "different left-hand sides")
+    if _is_label(g.parts[0]) and _is_label(p.parts[0]) and same(g.parts[0], p.parts[0]).equal:
         r = same(g.parts[-1], p.parts[-1])
         return Result(r.equal, f"right-hand sides: {r.reason}")
     parts = (*g.parts, *p.parts)

@@ -329,6 +329,8 @@ class ExprParser:
     def text_atom(self, content: str) -> sympy.Expr:
         if content in ("i", "e"):
             return _sym(content)
+        if content.lower() in ("infinity", "inf", "infty"):
+            return sympy.oo
         if content.strip("(). ") == "":
             return sympy.Integer(1)
         raise ParseError(f"text inside an expression: {content!r}")

@@ -159,6 +159,7 @@ def clean(s: str) -> str:
     s = re.sub(r"\\infin(?![a-zA-Z])", r"\\infty", s)
     s = re.sub(r"^(?:=|\\approx(?![a-zA-Z])|≈)\s*", "", s.strip())
     s = re.sub(r"^(?:\\text\{)?\s*all real numbers\s*\}?$", r"\\mathbb{R}", s, flags=re.I)
+    s = re.sub(r"\\text\{\s*(?:infinity|inf)\s*\}", r"\\infty", s, flags=re.I)
     s = re.sub(r"\\[dt]binom(?![a-zA-Z])", r"\\binom", s)
     s = _replace_thousands(s)
     if re.fullmatch(r"-?\d{1,3}(?: \d{3})+(?:\.\d+)?", s.strip()):
@@ -180,3 +181,60 @@ def clean(s: str) -> str:
     s = re.sub(r"(?<![.\d])[.,;:]\s*$", "", s).strip()
     s = re.sub(r"(?<=\d)\.$", "", s).strip()
     return s
+
+
+_UNIT_CANON = {
+    "centimeter": "cm", "centimetre": "cm", "meter": "m", "metre": "m", "kilometer": "km",
+    "kilometre": "km", "millimeter": "mm", "millimetre": "mm", "inch": "in", "foot": "ft",
+    "feet": "ft", "yard": "yd", "mile": "mi", "hour": "h", "hr": "h", "minute": "min",
+    "second": "s", "sec": "s", "day": "d", "week": "wk", "year": "yr", "dollar": "$",
+    "cent": "¢", "degree": "°", "pound": "lb", "ounce": "oz", "gram": "g", "gm": "g",
+    "kilogram": "kg", "liter": "l", "litre": "l", "gallon": "gal", "radian": "rad",
+}  # fmt: skip
+_UNIT_TAIL_RE = re.compile(
+    r"(?:\\text\{([^{}]*)\}|\\mbox\{([^{}]*)\}|\s([A-Za-z][A-Za-z ]*))"
+    r"\s*(\^\s*\{?([23])\}?)?\s*\.?$"
+)
+
+
+def _canon_unit_word(word: str) -> str | None:
+    word = word.lower()
+    for cand in (
+        word,
+        word[:-1] if word.endswith("s") else word,
+        word[:-2] if word.endswith("es") else word,
+    ):
+        if cand in _UNIT_CANON:
+            return _UNIT_CANON[cand]
+        if cand in _UNIT_CANON.values():
+            return cand
+    return None
+
+
+def unit_signature(raw: str) -> str | None:
+    """Canonical unit of an answer's trailing unit label (``cm^2`` for ``12 square cm``).
+
+    None when there is no recognised unit; used only to tell ``5 cm`` from ``5 m``.
+    """
+    m = _UNIT_TAIL_RE.search(raw.strip().rstrip("$").strip())
+    if m is None:
+        return None
+    words = re.findall(r"[A-Za-z]+", m.group(1) or m.group(2) or m.group(3) or "")
+    power = m.group(5) or ""
+    units = []
+    for word in words:
+        low = word.lower()
+        if low in ("square", "sq"):
+            power = "2"
+        elif low == "cubic":
+            power = "3"
+        elif low in ("per", "of", "a", "an"):
+            units.append("/" if low == "per" else "")
+        else:
+            canon = _canon_unit_word(low)
+            if canon is None:
+                return None
+            units.append(canon)
+    if not any(units):
+        return None
+    return "".join(units) + (f"^{power}" if power else "")

@@ -24,7 +24,7 @@ from personamath.grading.compare import same
 from personamath.grading.deadline import GradingTimeout, run_with_deadline
 from personamath.grading.expr import ParseError
 from personamath.grading.extract import extract_answer
-from personamath.grading.normalize import clean
+from personamath.grading.normalize import clean, unit_signature
 from personamath.grading.verdict import Verdict
 
 MAX_ANSWER_CHARS = 2000
@@ -91,6 +91,9 @@ def verify(
         return Verdict("error", "empty gold answer", gold, None, extracted)
     if not p:
         return Verdict("error", "empty answer after clean-up", g, None, extracted)
+    gu, pu = unit_signature(gold), unit_signature(extracted)
+    if gu is not None and pu is not None and gu != pu:
+        return Verdict("incorrect", f"different units ({gu} vs {pu})", g, p, extracted)
     if g == p:
         return Verdict("correct", "identical after normalisation", g, p, extracted)
     fast = _fast_numbers(g, p)
