@@ -56,14 +56,23 @@ spawn() {  # spawn NAME CMD...: run a daemon in its own session, remember its pi
     echo $! >"$DIR/$name.pid"
 }
 
-kill_daemon() {  # kill_daemon NAME: TERM, then KILL after 10 s
-    local name=$1 pid
-    alive "$name" || { rm -f "$DIR/$name.pid"; return 0; }
-    pid=$(cat "$DIR/$name.pid")
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    rm -f "$DIR/$name.pid"
+kill_daemons() {  # kill_daemons GRACE NAME...: TERM all, KILL what remains after GRACE s
+    local grace=$1 name pids=()
+    shift
+    for name in "$@"; do
+        alive "$name" && pids+=("$(cat "$DIR/$name.pid")")
+    done
+    if ((${#pids[@]})); then
+        kill -TERM "${pids[@]}" 2>/dev/null || true
+        for _ in $(seq 1 $((grace * 10))); do
+            local left=0 pid
+            for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && left=1; done
+            ((left)) || break
+            sleep 0.1
+        done
+        for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    fi
+    for name in "$@"; do rm -f "$DIR/$name.pid"; done
 }
 
 wait_s3() {  # wait_s3 SECONDS: until radosgw answers HTTP
@@ -162,13 +171,14 @@ cmd_start() {
 }
 
 cmd_stop() {
-    kill_daemon rgw
-    kill_daemon osd
-    kill_daemon mon
+    # The memstore OSD keeps nothing worth a slow orderly shutdown; stop it before the
+    # mon all the same (an OSD that lost its mon lingers ~10 s on TERM).
+    kill_daemons 2 rgw osd
+    kill_daemons 2 mon
     log "stopped (data dir $DIR)"
 }
 
-cmd_stop_rgw() { kill_daemon rgw; log "radosgw stopped; mon and osd keep the data"; }
+cmd_stop_rgw() { kill_daemons 10 rgw; log "radosgw stopped; mon and osd keep the data"; }
 
 cmd_start_rgw() {
     alive mon && alive osd || die "the cluster is not running: use start"
