@@ -2,7 +2,8 @@
 
 Three measurements (see docs/BENCHMARKS.md, section "Grading", for results):
 
-* ``hard``: accuracy, false positives, errors and per-case time of both graders on a
+* ``hard``: accuracy, false positives, errors and per-case time (first call per case,
+  or best of ``--repeat``; both graders cache parsed answers) of both graders on a
   catalogue of hard cases (bench/cases/grading_hard_cases.jsonl by default), in one
   run on one machine. A false positive is a case expected ``incorrect`` that a grader
   accepted; an ``error`` verdict counts as a miss (it is never silently correct).
@@ -16,7 +17,7 @@ lazily and called the way its README shows: ``verify(parse(gold), parse(pred))``
 
 Usage::
 
-    python bench/bench_grading.py hard [--cases FILE] [--repeat 3] [--show-misses]
+    python bench/bench_grading.py hard [--cases FILE] [--repeat 1] [--show-misses]
     python bench/bench_grading.py self
     python bench/bench_grading.py throughput [--n 100000] [--workers 2]
 """
@@ -183,7 +184,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="cmd", required=True)
     hard = sub.add_parser("hard")
     hard.add_argument("--cases", default=str(HARD_CASES))
-    hard.add_argument("--repeat", type=int, default=3)
+    hard.add_argument("--repeat", type=int, default=1)
     hard.add_argument("--show-misses", action="store_true")
     sub.add_parser("self")
     tp = sub.add_parser("throughput")

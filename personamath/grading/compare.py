@@ -238,7 +238,11 @@ def _symbolic_equal(a: sympy.Expr, b: sympy.Expr) -> Result:
     checked = 0
     for point in _POINTS:
         check_deadline()
-        subs = {s: point[i % 3] + sympy.Rational(i // 3, 7) for i, s in enumerate(symbols)}
+        # 60-digit floats, not rationals: x^(10^5) must not build a 50,000-digit integer.
+        subs = {
+            s: sympy.Float(point[i % 3] + sympy.Rational(i // 3, 7), 60)
+            for i, s in enumerate(symbols)
+        }
         try:
             diff = _numeric_diff(a.subs(subs), b.subs(subs))
         except (TypeError, ValueError, ZeroDivisionError, ArithmeticError):

@@ -92,7 +92,7 @@ def _safe_pow(base: sympy.Expr, exp: sympy.Expr) -> sympy.Expr:
         )
         if size > MAX_DIGITS:
             raise ParseError("power too large to compare exactly")
-    if exp.is_Rational and exp.is_real and abs(exp) > MAX_DIGITS and base.is_number:
+    if exp.is_Rational and abs(exp) > MAX_DIGITS:
         raise ParseError("power too large to compare exactly")
     return sympy.Pow(base, exp)
 

@@ -14,8 +14,10 @@ occurrence wins, because models restate and correct themselves before concluding
 8. The last inline math (``$...$``) of the final line when no number follows it.
 9. The last number in the text, as a last resort.
 
-``None`` when nothing is found. Extraction never judges correctness; it only
-decides which substring the grader compares.
+Only the last 20,000 characters are scanned. ``None`` when nothing is found.
+Extraction never judges correctness; it only decides which substring the grader
+compares. Boxes on one line joined by "and" or commas (``x = \\boxed{-2}`` and
+``x = \\boxed{3}``) form one list answer.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import re
 
 from personamath.grading.tokens import MATH_WORDS
 
+MAX_SCAN_CHARS = 20000
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*")
 _FINAL_RE = re.compile(r"final answer\s*(?:is|:)?\s*(?:the final answer is)?\s*:?\s*", re.I)
 _ANSWER_IS_RE = re.compile(r"(?:the\s+)?(?:final\s+)?answer\s*(?:is|:|=)\s*", re.I)
@@ -92,7 +95,7 @@ def last_boxed(text: str) -> str | None:
     group = [boxes[-1]]
     for box in reversed(boxes[:-1]):
         between = text[box[2] : group[0][1]]
-        if "\n" in between or not _JOINER_RE.fullmatch(between):
+        if len(between) > 40 or "\n" in between or not _JOINER_RE.fullmatch(between):
             break
         group.insert(0, box)
     return ", ".join(content for content, _, _ in group)
@@ -179,6 +182,7 @@ def extract_answer(text: str, dataset: str | None = None) -> str | None:
     """The final answer string of ``text`` (see the module docstring for the order)."""
     if not text or not text.strip():
         return None
+    text = text[-MAX_SCAN_CHARS:]  # the final answer is at the end; bounds regex work
     if dataset == "gsm8k":
         found = _last_hash(text)
         if found:
