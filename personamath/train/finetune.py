@@ -12,6 +12,7 @@ a checkpoint (from a crashed or retried attempt, on any machine) resumes from it
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -155,7 +156,11 @@ def sft_config(settings: FinetuneSettings, output_dir: str) -> Any:
     """TRL's SFTConfig with the paper's recipe; batching and precision from settings."""
     from trl import SFTConfig
 
+    names = {f.name for f in dataclasses.fields(SFTConfig)}
+    checkpointing = ("activation_checkpointing" if "activation_checkpointing" in names
+                     else "gradient_checkpointing")  # renamed in transformers 5
     return SFTConfig(
+        **{checkpointing: settings.gradient_checkpointing},
         output_dir=output_dir,
         num_train_epochs=settings.epochs,
         max_steps=settings.max_steps or -1,
@@ -165,7 +170,6 @@ def sft_config(settings: FinetuneSettings, output_dir: str) -> Any:
         weight_decay=settings.weight_decay,
         per_device_train_batch_size=settings.per_device_batch_size,
         gradient_accumulation_steps=settings.gradient_accumulation_steps,
-        gradient_checkpointing=settings.gradient_checkpointing,
         bf16=_use_bf16(settings.bf16),
         max_length=settings.max_length,
         save_strategy="steps",
@@ -200,6 +204,9 @@ def _train(settings: FinetuneSettings, store: ArtifactStore, key: str, fp: str,
     tokenizer = load_tokenizer(local)
     model = load_causal_lm(local, "bfloat16" if _use_bf16(settings.bf16) else "auto")
     dataset, truncated, dropped = tokenise(rows, tokenizer, settings.max_length)
+    if len(dataset) == 0:
+        raise ValueError(f"all {dropped} rows were dropped: every prompt alone is longer "
+                         f"than max_length={settings.max_length}")
     trainer = SFTTrainer(
         model=model, args=sft_config(settings, ckpt_dir), train_dataset=dataset,
         processing_class=tokenizer, peft_config=lora_config(settings),
