@@ -251,10 +251,17 @@ def _split_relations(toks: list[Tok]) -> tuple[list[list[Tok]], list[str]]:
     return parts, ops
 
 
+def _plain_number(toks: list[Tok]) -> bool:
+    """A single (signed) number literal, possibly with % or °: the decimal rule's domain."""
+    core = [t for t in toks if t.value not in ("-", "+", "%", "°")]
+    return len(core) == 1 and core[0].kind == "num"
+
+
 def _scalar(toks: list[Tok]) -> Answer:
     flags = Flags()
     expr = parse_tokens(toks, flags)
-    base = Scalar(expr, tuple(flags.decimals), flags.percent, flags.degree)
+    decimals = tuple(flags.decimals) if _plain_number(toks) else ()
+    base = Scalar(expr, decimals, flags.percent, flags.degree)
     if not flags.pm:
         return base
     values = []

@@ -465,21 +465,48 @@ _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "!=": "!=", "=": "="}
 
 
 def _relation_set(rel: Relation) -> sympy.Set | None:
-    """``1 < x <= 3`` as an interval of reals; None unless one bare variable."""
-    variables = [p for p in rel.parts if isinstance(p, Scalar) and isinstance(p.expr, sympy.Symbol)]
-    if len(variables) != 1:
+    """``1 < x <= 3`` or ``|x| < 3`` as a set of reals; None unless one variable."""
+    exprs = [p.expr for p in rel.parts if isinstance(p, Scalar)]
+    if len(exprs) != len(rel.parts):
         return None
-    var = variables[0]
+    symbols = set().union(*(e.free_symbols for e in exprs))
+    if len(symbols) != 1:
+        return None
+    var = symbols.pop()
     result: sympy.Set = sympy.Reals
     for i, op in enumerate(rel.ops):
-        left, right = rel.parts[i], rel.parts[i + 1]
-        if left is var:
-            bound, rel_op = _real(right), op
-        elif right is var:
-            bound, rel_op = _real(left), _FLIP[op]
+        left, right = exprs[i], exprs[i + 1]
+        if left == var and not right.free_symbols and _real_expr(right):
+            piece = _OP_SET[op](right)
+        elif right == var and not left.free_symbols and _real_expr(left):
+            piece = _OP_SET[_FLIP[op]](left)
         else:
-            return None
-        if bound is None:
-            return None
-        result = sympy.Intersection(result, _OP_SET[rel_op](bound))
+            piece = _solve_piece(left, op, right, var)
+            if piece is None:
+                return None
+        result = sympy.Intersection(result, piece)
     return result
+
+
+def _real_expr(e: sympy.Expr) -> bool:
+    return bool(e.is_real) or e in (sympy.oo, -sympy.oo)
+
+
+def _solve_piece(
+    left: sympy.Expr, op: str, right: sympy.Expr, var: sympy.Symbol
+) -> sympy.Set | None:
+    """Solve one comparison over the reals (``|x| < 3``); None if sympy cannot."""
+    builders = {"<": sympy.Lt, "<=": sympy.Le, ">": sympy.Gt, ">=": sympy.Ge, "=": sympy.Eq,
+                "!=": sympy.Ne}  # fmt: skip
+    real = sympy.Symbol(var.name, real=True)
+    check_deadline()
+    try:
+        relation = builders[op](left.subs(var, real), right.subs(var, real))
+        solved = sympy.solveset(relation, real, domain=sympy.Reals)
+    except (TypeError, ValueError, NotImplementedError):
+        return None
+    return (
+        solved
+        if isinstance(solved, sympy.Set) and not isinstance(solved, sympy.ConditionSet)
+        else None
+    )

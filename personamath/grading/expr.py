@@ -72,10 +72,8 @@ def _sym(name: str) -> sympy.Expr:
 
 def _number(text: str, flags: Flags) -> sympy.Expr:
     mant, _, exp = text.lower().partition("e")
-    if "." in mant:
-        flags.decimals.append(len(mant.split(".", 1)[1]) - (int(exp) if exp else 0))
-    elif exp:
-        flags.decimals.append(max(0, -int(exp)))
+    if "." in mant and not exp:
+        flags.decimals.append(len(mant.split(".", 1)[1]))
     if len(mant) > MAX_DIGITS or (exp and abs(int(exp)) > MAX_DIGITS):
         raise ParseError("number too large")
     return sympy.Rational(mant if not mant.startswith(".") else "0" + mant) * (
