@@ -1,8 +1,9 @@
-"""A tiny offline tokenizer and randomly initialised Llama, for tests and smoke runs.
+"""Tiny offline fixtures for tests and smoke runs: a tokenizer, a model, a dataset.
 
 Nothing here is downloaded: a character-level tokenizer over printable ASCII and a
 two-layer Llama with hidden size 32 train a few steps in seconds on a CPU, which is
-what the fast tests need to exercise the real TRL/transformers path.
+what the fast tests need to exercise the real TRL/transformers path; the synthetic
+rows have the pipeline's output shape (problem, response ending in \\boxed{}, lineage).
 """
 
 from __future__ import annotations
@@ -42,4 +43,34 @@ def save_tiny_llama(path: str, seed: int = 0) -> str:
                          eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     LlamaForCausalLM(config).save_pretrained(path)
     tok.save_pretrained(path)
+    return path
+
+
+PERSONAS = ("a bakery owner", "a nurse", "a welder", "a farmer")
+
+
+def synthetic_rows(n: int = 32) -> list[dict[str, Any]]:
+    """PersonaMathQA-shaped rows: a persona-flavoured question, a short CoT ending in
+    \\boxed{}, and lineage columns (which training ignores)."""
+    rows = []
+    for i in range(n):
+        a, b = 3 + i, 2 + (i % 5)
+        who = PERSONAS[i % len(PERSONAS)]
+        rows.append({
+            "problem": f"As {who}, you pack {a} boxes with {b} items each. "
+                       "How many items do you pack?",
+            "response": f"Each box holds {b} items and there are {a} boxes.\n"
+                        f"So the total is {a} * {b} = {a * b}.\n"
+                        f"The answer is \\boxed{{{a * b}}}.",
+            "source_id": f"synthetic-{i:03d}", "source_dataset": "gsm8k", "stage": 1,
+            "kind": "rewrite", "persona": who,
+        })
+    return rows
+
+
+def write_synthetic_dataset(path: str, n: int = 32) -> str:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(synthetic_rows(n)), path)
     return path
