@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from pyarrow import fs as pafs
 
 from storage.backends import call_with_retries
 from storage.s3 import resolve_s3_config
-from storage.store import ShardCorrupt, sha256
+from storage.store import ShardCorrupt, StoreError, sha256
 
 MANIFEST = re.compile(r"^shard-\d{5}\.manifest\.json$")
 
@@ -51,7 +53,8 @@ def dataset_files(uri: str, name: str | None = None) -> list[str]:
     `datasets.load_dataset("parquet", data_files=dataset_files(uri))`."""
     fs, path = filesystem(uri)
     scheme = "s3://" if uri.startswith("s3://") else "file://"
-    return [scheme + p for p, _ in _resolve(fs, path, uri, name)]
+    with _store_errors(uri):
+        return [scheme + p for p, _ in _resolve(fs, path, uri, name)]
 
 
 def read_dataset(uri: str, name: str | None = None, verify: bool = True) -> pa.Table:
@@ -59,9 +62,27 @@ def read_dataset(uri: str, name: str | None = None, verify: bool = True) -> pa.T
     folder of Parquet files) as one Arrow table, shards in order. With `verify`, each
     committed file is checked against its manifest checksum (ShardCorrupt if not)."""
     fs, path = filesystem(uri)
-    tables = [_read_one(fs, p, digest if verify else None)
-              for p, digest in _resolve(fs, path, uri, name)]
+    with _store_errors(uri):
+        tables = [_read_one(fs, p, digest if verify else None)
+                  for p, digest in _resolve(fs, path, uri, name)]
     return pa.concat_tables(tables, promote_options="permissive")
+
+
+@contextmanager
+def _store_errors(uri: str) -> Iterator[None]:
+    """Storage failures left after retries become StoreError naming the URI and, for
+    S3, the endpoint; a missing file stays FileNotFoundError."""
+    try:
+        yield
+    except (FileNotFoundError, StoreError):
+        raise
+    except OSError as err:
+        where = uri
+        if uri.startswith("s3://"):
+            config = resolve_s3_config()
+            where = f"{uri} at {config.endpoint_label}"
+            raise StoreError(config.redact(f"reading {where} failed: {err}")) from None
+        raise StoreError(f"reading {where} failed: {err}") from None
 
 
 def _read_one(fs: pafs.FileSystem, path: str, digest: str | None) -> pa.Table:

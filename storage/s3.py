@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError
 from pyarrow import fs as pafs
 
 BLOCK_ENV = "PERSONAMATH_AWS_CREDENTIALS_BLOCK"
@@ -165,13 +166,16 @@ def resolve_s3_config(block: str | None = None) -> S3Config:
     """S3 settings from a prefect-aws block (by name, or PERSONAMATH_AWS_CREDENTIALS_BLOCK)
     or else from the standard AWS environment, as boto3 resolves it."""
     block = block or os.environ.get(BLOCK_ENV) or None
-    if block:
-        session, endpoint, source = _session_from_block(block)
-    else:
-        # botocore reads AWS_DEFAULT_REGION only; AWS_REGION (the other SDKs') wins here.
-        session = boto3.session.Session(region_name=os.environ.get("AWS_REGION") or None)
-        endpoint, source = None, "the AWS environment"
-    return _config_from_session(session, endpoint, source)
+    try:
+        if block:
+            session, endpoint, source = _session_from_block(block)
+        else:
+            # botocore reads AWS_DEFAULT_REGION only; AWS_REGION (other SDKs') wins here.
+            session = boto3.session.Session(region_name=os.environ.get("AWS_REGION") or None)
+            endpoint, source = None, "the AWS environment"
+        return _config_from_session(session, endpoint, source)
+    except (BotoCoreError, ValueError) as err:  # unknown profile, malformed endpoint, ...
+        raise S3ConfigError(f"invalid AWS settings: {type(err).__name__}: {err}") from None
 
 
 def _session_from_block(name: str) -> tuple[boto3.session.Session, str | None, str]:

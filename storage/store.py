@@ -228,6 +228,8 @@ class ArtifactStore:
         try:
             info = call_with_retries(lambda: self.fs.get_file_info(bucket), OPEN_POLICY)
         except OSError as err:
+            if self._prefix_readable(bucket, err):
+                return
             raise StoreError(self._redact(self._bucket_error(s3, bucket, err))) from None
         if info.type == pafs.FileType.NotFound:
             raise StoreError(
@@ -236,15 +238,30 @@ class ArtifactStore:
                 f"for MinIO/Ceph)"
             )
 
+    def _prefix_readable(self, bucket: str, err: OSError) -> bool:
+        """IAM policies may allow a prefix but not HEAD on the bucket: then the store
+        is usable if its own prefix can be listed."""
+        if self.root == bucket or not _is_access_denied(str(err)):
+            return False
+        try:
+            call_with_retries(lambda: self.fs.get_file_info(self.root), OPEN_POLICY)
+        except OSError:
+            return False
+        return True
+
     def _bucket_error(self, s3: S3Config, bucket: str, err: OSError) -> str:
         text = str(err)
-        if re.search(r"ACCESS_DENIED|AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|"
-                     r"\b403\b|Forbidden", text):
+        if _is_access_denied(text):
             return (f"access denied to bucket {bucket!r} at {s3.endpoint_label} "
                     f"(store {self.uri}): check the credentials ({s3.credentials_label()}) "
                     f"or the bucket's permissions")
         return (f"cannot reach S3 endpoint {s3.endpoint_label} for bucket {bucket!r} "
                 f"(store {self.uri}): {text}")
+
+
+def _is_access_denied(text: str) -> bool:
+    return bool(re.search(r"ACCESS_DENIED|AccessDenied|InvalidAccessKeyId|"
+                          r"SignatureDoesNotMatch|\b403\b|Forbidden", text))
 
 
 def open_store(uri: str) -> ArtifactStore:

@@ -29,6 +29,8 @@ AWS_VARS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDP
             "PERSONAMATH_S3_RETRY_DEADLINE", "PERSONAMATH_S3_REQUEST_TIMEOUT")
 SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
              b"<Message>Please reduce your request rate.</Message></Error>")
+ACCESS_DENIED = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+                 b"<Message>Access Denied</Message></Error>")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def moto_endpoint() -> Iterator[str]:
 
 class FaultProxy(ThreadingHTTPServer):
     """Forwards S3 requests to moto, except that the next queued faults are served
-    instead: '503' (SlowDown), 'reset' (TCP RST), 'silent' (never answers)."""
+    instead: '503' (SlowDown), '403' (AccessDenied), 'reset' (TCP RST), 'silent'."""
 
     daemon_threads = True
 
@@ -73,12 +75,13 @@ class ProxyHandler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         body = self._body()
         fault = self.server.next_fault()
-        if fault == "503":
-            self.send_response(503)
+        if fault in ("503", "403"):
+            status, payload = (503, SLOW_DOWN) if fault == "503" else (403, ACCESS_DENIED)
+            self.send_response(status)
             self.send_header("Content-Type", "application/xml")
-            self.send_header("Content-Length", str(len(SLOW_DOWN)))
+            self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(SLOW_DOWN if self.command != "HEAD" else b"")
+            self.wfile.write(payload if self.command != "HEAD" else b"")
         elif fault == "reset":
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                        struct.pack("ii", 1, 0))
@@ -245,3 +248,38 @@ def test_silent_endpoint_with_default_timeouts_under_30s(
         with pytest.raises(StoreError):
             action()
         assert time.monotonic() - start < 30
+
+
+def test_prefix_scoped_credentials_open(proxy: FaultProxy, bucket: str) -> None:
+    """HEAD on the bucket denied (an IAM policy scoped to a prefix) but the prefix
+    readable: the store opens."""
+    proxy.faults[:] = ["403"]
+    ArtifactStore(f"s3://{bucket}/p").write_json("a.json", 1)
+    assert proxy.faults == []
+
+
+def test_access_denied_everywhere(proxy: FaultProxy, bucket: str) -> None:
+    proxy.faults[:] = ["403"] * 4
+    with pytest.raises(StoreError, match=f"access denied to bucket '{bucket}'"):
+        ArtifactStore(f"s3://{bucket}/p")
+
+
+def test_read_dataset_from_a_dead_endpoint_is_a_store_error(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from storage import read_dataset
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    s3_env(monkeypatch, tmp_path, dead)
+    monkeypatch.setenv("PERSONAMATH_S3_RETRY_ATTEMPTS", "2")
+    with pytest.raises(StoreError, match=f"reading s3://b/x at {dead} failed"):
+        read_dataset("s3://b/x")
+
+
+def test_unknown_profile_is_a_store_error(monkeypatch: pytest.MonkeyPatch,
+                                          tmp_path: Path) -> None:
+    s3_env(monkeypatch, tmp_path, "http://127.0.0.1:1")
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    with pytest.raises(StoreError, match="no-such-profile"):
+        ArtifactStore("s3://b/x")
