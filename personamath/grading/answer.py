@@ -43,6 +43,8 @@ _BASED_RE = re.compile(r"(-?[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)?)_\{?\(?(\d{1,2})\)?\
 _IN_PREFIX_RE = re.compile(r"^[a-zA-Z]\s*\\in\s*")
 _TEXT_WRAP_RE = re.compile(r"\\text\{([^{}]*)\}")
 _SHORT_WORDS = {"yes", "no"}
+_TEXT_SYNONYMS = {"dne": "does not exist", "doesn t exist": "does not exist", "y": "yes",
+                  "n": "no", "true": "yes", "false": "no"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,8 @@ def fold_text(s: str) -> str:
     s = _TEXT_WRAP_RE.sub(lambda m: m.group(1), s)
     s = re.sub(r"\\[a-zA-Z]+", " ", s).lower()
     s = re.sub(r"[^a-z0-9]+", " ", s).strip()
-    return re.sub(r"^(?:the|a|an) ", "", s)
+    s = re.sub(r"^(?:the|a|an) ", "", s)
+    return _TEXT_SYNONYMS.get(s, s)
 
 
 def _is_text(s: str) -> bool:
@@ -294,8 +297,11 @@ def parse_tokens_answer(toks: list[Tok]) -> Answer:
     if _wrapped(toks) and toks[0].kind in ("op", "cmd") and toks[0].value != "{":
         return _bracketed(toks)
     braced = _wrapped(toks) and toks[0].value == "{"
-    if braced and len(_split_top(toks[1:-1], {","}, words=False)) == 1:
-        return parse_tokens_answer(toks[1:-1])
+    if braced:  # {1, 2, 3} written without backslashes is still a set
+        items = _split_top(toks[1:-1], {","}, words=False)
+        if len(items) == 1:
+            return parse_tokens_answer(toks[1:-1])
+        return Seq("set", tuple(parse_tokens_answer(p) for p in items))
     return _scalar(toks)
 
 

@@ -80,7 +80,7 @@ def same(g: Answer, p: Answer) -> Result:
     if _setlike(g) or _setlike(p):
         return _sets(g, p)
     if isinstance(g, Seq) and isinstance(p, Seq):
-        return _seq(g, p)
+        return _seq(_named_tuple(g, p), _named_tuple(p, g))
     if isinstance(g, Matrix) or isinstance(p, Matrix):
         mg, mp = _as_matrix(g), _as_matrix(p)
         if mg is None or mp is None:
@@ -263,6 +263,30 @@ def _symbolic_equal(a: sympy.Expr, b: sympy.Expr) -> Result:
 
 # -- collections -------------------------------------------------------------------------
 _TUPLE_CLASS = {"(": "(", "[": "["}
+
+
+def _named_tuple(a: Seq, other: Seq) -> Seq:
+    """``x = 2, y = 3`` read as the tuple (2, 3) when compared with a tuple.
+
+    The values are ordered by variable name (x before y, a before b), the order in
+    which ordered-pair questions name them.
+    """
+    if a.kind != "list" or other.kind != "tuple" or len(a.items) != len(other.items):
+        return a
+    pairs = []
+    for item in a.items:
+        if not (isinstance(item, Relation) and item.ops == ("=",) and _is_name(item.parts[0])):
+            return a
+        pairs.append((str(item.parts[0].expr), item.parts[1]))  # type: ignore[union-attr]
+    if len({name for name, _ in pairs}) != len(pairs):
+        return a
+    return Seq(
+        "tuple", tuple(v for _, v in sorted(pairs, key=lambda p: p[0])), other.left, other.right
+    )
+
+
+def _is_name(a: Answer) -> bool:
+    return isinstance(a, Scalar) and isinstance(a.expr, sympy.Symbol)
 
 
 def _seq(g: Seq, p: Seq) -> Result:

@@ -170,6 +170,8 @@ def clean(s: str) -> str:
     s = re.sub(r"(?<!\\)\\[,;: ]|\\q?quad\b|~", " ", s)
     s = re.sub(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ\b|\\circ\b|\\degree\b|\^\s*\{\s*o\s*\}", "°", s)
     s = s.replace("\\%", "%").replace("\\$", "$")
+    s = re.sub(r"(?<=[\d}])\s*(?:\\text\{\s*percent\s*\}|percent\b)", "%", s)
+    s = re.sub(r"(?<=[\d}])\s*(?:\\text\{\s*degrees?\s*\}|degrees?\b)", "°", s)
     s = _unwrap_text_commands(s)
     s = re.sub(r"\\text\{\s*\}", "", s)
     s = _TEXT_UNWRAP_RE.sub(lambda m: m.group(1).strip(), s)

@@ -611,4 +611,16 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("round4", "2x", "2 x", C),
     ("round4", "xy", "yx", C),
     ("round4", "x^2y", "yx^2", C),
+    # -- fifth round -------------------------------------------------------------------
+    ("set", "\\{1,2,3\\}", "{3,2,1}", C),
+    ("tuple", "(2,3)", "x = 2, y = 3", C),
+    ("tuple", "(2,3)", "y = 3, x = 2", C),
+    ("tuple", "(2,3)", "x = 3, y = 2", I),
+    ("tuple", "(2,3)", "x=2, x=3", I),
+    ("percent", "0.25", "25 percent", C),
+    ("percent", "0.25", "25", I),
+    ("degree", "\\frac{\\pi}{3}", "60 degrees", C),
+    ("degree", "60^\\circ", "60 \\text{ degrees}", C),
+    ("text", "\\text{DNE}", "\\text{does not exist}", C),
+    ("text", "\\text{yes}", "\\text{no}", I),
 ]
