@@ -86,14 +86,26 @@ def run_finetune(settings: FinetuneSettings, callbacks: list[Any] | None = None,
 
 
 # -- resuming -------------------------------------------------------------------------
-def restore_checkpoint(store: ArtifactStore, key: str, work_dir: str) -> str | None:
-    """The newest checkpoint in the store, copied into `work_dir`; None when there is none."""
+def restore_checkpoint(store: ArtifactStore, key: str, work_dir: str,
+                       wait_s: float = 1800) -> str | None:
+    """The newest checkpoint in the store, copied into `work_dir`; None when there is
+    none. Under `accelerate launch` only local rank 0 copies; the other ranks of the
+    node wait for its `.restored` marker instead of racing on the same files."""
     latest = f"{key}/checkpoints/latest.json"
     if not store.exists(latest):
         return None
     name = store.read_json(latest)["checkpoint"]
     local = os.path.join(work_dir, name)
-    download_dir(store, f"{key}/checkpoints/{name}", local)
+    marker = Path(local, ".restored")
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        download_dir(store, f"{key}/checkpoints/{name}", local)
+        marker.touch()
+        return local
+    deadline = time.monotonic() + wait_s
+    while not marker.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"local rank 0 did not restore {name} within {wait_s:.0f} s")
+        time.sleep(2)
     return local
 
 
@@ -221,8 +233,7 @@ def _train(settings: FinetuneSettings, store: ArtifactStore, key: str, fp: str,
         losses=[round(float(e["loss"]), 5) for e in trainer.state.log_history if "loss" in e],
         resumed_from=os.path.basename(resume) if resume else None,
     )
-    if trainer.is_world_process_zero():
-        _save_final(trainer, tokenizer, settings, result, store, key, work)
+    _save_final(trainer, tokenizer, settings, result, store, key, work)
     result.seconds = round(time.monotonic() - start, 2)
     if trainer.is_world_process_zero():
         store.write_json(f"{key}/summary.json", result.to_dict())
@@ -232,12 +243,17 @@ def _train(settings: FinetuneSettings, store: ArtifactStore, key: str, fp: str,
 def _save_final(trainer: Any, tokenizer: Any, settings: FinetuneSettings,
                 result: FinetuneResult, store: ArtifactStore, key: str, work: str) -> None:
     """Save a plain HF model (LoRA merged into the base, so every eval backend loads
-    it the same way), the tokenizer, and the model card last; upload to the store."""
+    it the same way), the tokenizer, and the model card last; upload to the store.
+    Every rank calls this: `trainer.save_model` gathers ZeRO-3/FSDP shards collectively
+    and writes on the main process only; the rest is rank 0's."""
     out = os.path.join(work, "final")
-    model = trainer.model
     if settings.lora:
-        model = model.merge_and_unload()
-    model.save_pretrained(out, safe_serialization=True)
+        if trainer.is_world_process_zero():
+            trainer.model.merge_and_unload().save_pretrained(out, safe_serialization=True)
+    else:
+        trainer.save_model(out)
+    if not trainer.is_world_process_zero():
+        return
     tokenizer.save_pretrained(out)
     write_model_card(out, {
         "fingerprint": result.fingerprint, "base_model": settings.base_model,

@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from personamath.train.template import STOP_SEQUENCES, TEMPLATE_VERSION
 
@@ -80,6 +80,13 @@ class FinetuneSettings(_Strict):
                                  "(default: a folder under the system temp dir).")
 
     _store = field_validator("store")(classmethod(lambda cls, v: _normalise_store(v)))
+
+    @model_validator(mode="after")
+    def _lora_single_process(self) -> FinetuneSettings:
+        if self.lora and (self.accelerate_config or self.num_processes > 1):
+            raise ValueError("lora: LoRA runs here are single-process (the adapter is "
+                             "merged on one device); use full fine-tuning with ZeRO-3/FSDP")
+        return self
 
     def fingerprint(self, dataset_digest: str, model_id: str) -> str:
         """Everything that changes the trained weights; not batching layout across
