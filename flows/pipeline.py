@@ -24,7 +24,9 @@ def pipeline_flow(settings: Settings | None = None,
     stage2_flow(settings=s)
     summary = build_flow(settings=s)
     logger.info("dataset: %s (%d rows)", summary["dataset_uri"], summary["build"]["rows_out"])
-    if s.run_finetune or s.run_evaluate:
+    if s.run_finetune and summary["build"]["rows_out"] == 0:
+        logger.warning("the dataset has no rows: fine-tuning skipped")
+    elif s.run_finetune or s.run_evaluate:
         summary["training"] = _train_and_evaluate(s, summary["dataset_uri"])
     return summary
 

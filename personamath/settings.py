@@ -125,8 +125,13 @@ class Settings(_Strict):
         description="When a request still fails after retries: fail the shard (retry later "
         "without paying twice) or reject the question with reason teacher_error.",
     )
-    run_finetune: bool = False
-    run_evaluate: bool = False
+    run_finetune: bool = Field(False, description="After the build, fine-tune on the dataset.")
+    run_evaluate: bool = Field(False, description="Then evaluate (needs evaluation.model "
+                               "when run_finetune is off).")
+    finetune: dict[str, Any] = Field(
+        default_factory=dict, description="FinetuneSettings overrides (personamath.train).")
+    evaluation: dict[str, Any] = Field(
+        default_factory=dict, description="EvalSettings overrides (personamath.train).")
 
     @field_validator("store")
     @classmethod
@@ -141,6 +146,10 @@ class Settings(_Strict):
     def _check(self) -> Settings:
         if not self.sources:
             raise ValueError("sources: at least one source is required")
+        if self.run_finetune or self.finetune:
+            _check_train("finetune", self.finetune, {"dataset_uri": "placeholder"})
+        if self.run_evaluate or self.evaluation:
+            _check_train("evaluation", self.evaluation, {"model": "placeholder"})
         return self
 
     def fingerprint(self, versions: dict[str, str]) -> str:
@@ -163,12 +172,31 @@ class Settings(_Strict):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def _check_train(name: str, overrides: dict[str, Any], required: dict[str, Any]) -> None:
+    """Validate training/evaluation overrides up front, so a typo fails before hours of
+    generation rather than after."""
+    from personamath.train.settings import EvalSettings, FinetuneSettings
+
+    model = FinetuneSettings if name == "finetune" else EvalSettings
+    try:
+        model.model_validate({**required, **overrides})
+    except ValidationError as err:
+        bad = "; ".join(f"{name}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                        for e in err.errors())
+        raise ValueError(bad) from None
+
+
 def format_validation_error(err: ValidationError) -> str:
     """Turn pydantic's error into one line per bad setting, each naming it."""
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "settings"
-        lines.append(f"invalid setting {loc}: {e['msg']} (got {e.get('input')!r})")
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        got = e.get("input")
+        if not loc or isinstance(got, dict | list):
+            lines.append(f"invalid setting {loc or '(settings)'}: {msg}")
+        else:
+            lines.append(f"invalid setting {loc}: {msg} (got {got!r})")
     return "\n".join(lines)
 
 
