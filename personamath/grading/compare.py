@@ -4,12 +4,12 @@ Rules (gold first, prediction second; each rule is exercised by near-miss tests)
 
 * Exact values compare exactly: rationals as rationals, anything else numerically to
   35 significant digits (two closed forms that agree that far are the same number).
-* The decimal rule. A decimal literal is an exact number (``0.25 == 1/4``). A tolerance
-  exists only when the *gold* is a plain decimal with d digits after the point (the
-  problem asked for a rounded value): a decimal prediction with more digits, or an
-  irrational prediction, is correct when it is within half a unit of the gold's last
-  digit. A prediction never gets a tolerance against an exact gold, so 0.333 is not
-  1/3, 3.14 is not pi, and 0.3 is not 1/3 either way.
+* The decimal rule. A decimal literal is an exact number (``0.25 == 1/4``) and is
+  compared exactly: 0.333 is not 1/3, 3.14 is not pi, 3.21 is not 3.2 (either way
+  round), and no decimal, however long, equals a value whose expansion does not
+  terminate. The one tolerance is float noise between finite decimals: a plain decimal
+  with at least 12 significant digits (``0.30000000000000004``) matches a terminating
+  value (``0.3``) within a relative 1e-14.
 * Percent: ``50%`` equals ``50`` and ``0.5`` when the other side has no percent sign.
   Degrees: ``45°`` equals ``45``; inside a trigonometric function it is an angle.
 * Tuples are ordered and, for two items, the brackets matter (``(2,5)`` is not
@@ -54,6 +54,8 @@ _POINTS = (
 )
 _EXACT_TOL = sympy.Float("1e-35", 60)
 _INEQ = {"<", ">", "<=", ">="}
+FLOAT_DIGITS = 12  # a decimal this long is machine output, not a rounded answer
+FLOAT_NOISE = sympy.Rational(1, 10**14)  # relative; double precision is ~1.1e-16
 
 
 @dataclass(frozen=True)
@@ -191,32 +193,36 @@ def values_equal(
     if a.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan) or b.has(sympy.oo, sympy.zoo, sympy.nan):
         return Result(False, "different infinities")
     if a.is_Rational and b.is_Rational:
-        return _decimal_rule(a, b, gdec, pdec, exact_pred=not pdec)
-    diff = _numeric_diff(a, b)
-    if diff is None:
-        return Result(False, "cannot evaluate numerically")
-    size, scale = diff
-    if size <= _EXACT_TOL * scale:
-        return Result(True, "equal values")
-    if a.is_Rational and gdec and not b.is_Rational:
-        return _within_half_unit(size, max(gdec), "irrational prediction rounds to gold")
+        size: sympy.Expr = abs(a - b)
+    else:
+        diff = _numeric_diff(a, b)
+        if diff is None:
+            return Result(False, "cannot evaluate numerically")
+        size, scale = diff
+        if size <= _EXACT_TOL * scale:
+            return Result(True, "equal values")
+    for value, dec, other in ((a, gdec, b), (b, pdec, a)):
+        if long_decimal(value, dec) and terminating(other) and size <= FLOAT_NOISE * abs(other):
+            return Result(True, "equal up to double-precision noise")
     return Result(False, "different values")
 
 
-def _decimal_rule(
-    a: sympy.Rational, b: sympy.Rational, gdec: tuple[int, ...], pdec: tuple[int, ...],
-    exact_pred: bool,
-) -> Result:  # fmt: skip
-    if a == b:
-        return Result(True, "equal values")
-    if gdec and pdec and not exact_pred and max(pdec) > max(gdec):
-        return _within_half_unit(abs(a - b), max(gdec), "prediction rounds to the gold decimal")
-    return Result(False, "different values")
+def terminating(value: sympy.Expr) -> bool:
+    """A rational with a finite decimal expansion (denominator 2^a 5^b)."""
+    if not value.is_Rational:
+        return False
+    q = int(value.q)
+    for p in (2, 5):
+        while q % p == 0:
+            q //= p
+    return q == 1
 
 
-def _within_half_unit(size: sympy.Expr, digits: int, reason: str) -> Result:
-    ok = bool(size * 2 * sympy.Integer(10) ** digits <= 1)
-    return Result(ok, reason if ok else "outside the gold's rounding")
+def long_decimal(value: sympy.Expr, dec: tuple[int, ...]) -> bool:
+    """A plain decimal literal with at least ``FLOAT_DIGITS`` significant digits."""
+    if len(dec) != 1 or not value.is_Rational:
+        return False
+    return len(str(abs(int(value * sympy.Integer(10) ** dec[0])))) >= FLOAT_DIGITS
 
 
 def _numeric_diff(a: sympy.Expr, b: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr] | None:

@@ -4,7 +4,8 @@ Order of work, cheapest first:
 
 1. extract the answer from the prediction (a bare answer is its own answer);
 2. clean both strings; identical cleaned strings are correct;
-3. plain numbers on both sides are compared with ``fractions.Fraction`` (no sympy);
+3. plain numbers on both sides are compared exactly with ``fractions.Fraction`` (no
+   sympy), under the same decimal rule as ``compare``;
 4. otherwise both are parsed (the gold parse is cached) and compared, inside a
    daemon thread with a wall-clock limit, so a pathological input yields ``error``
    within ``timeout_s`` in any thread or process (no signals).
@@ -20,7 +21,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from personamath.grading.answer import Answer, parse_clean
-from personamath.grading.compare import same
+from personamath.grading.compare import FLOAT_DIGITS, same
 from personamath.grading.deadline import GradingTimeout, run_with_deadline
 from personamath.grading.expr import ParseError
 from personamath.grading.extract import extract_answer
@@ -47,10 +48,6 @@ def _parse_cached(cleaned: str) -> Answer | ParseError:
         return ParseError("expression nested too deeply")
 
 
-def _decimals(s: str) -> int:
-    return len(s.split(".", 1)[1]) if "." in s else 0
-
-
 def _fast_numbers(g: str, p: str) -> tuple[bool, str] | None:
     """Plain numbers on both sides: exact comparison with the decimal rule, no sympy."""
     if not (_PLAIN_NUMBER_RE.fullmatch(g) and _PLAIN_NUMBER_RE.fullmatch(p)):
@@ -58,9 +55,11 @@ def _fast_numbers(g: str, p: str) -> tuple[bool, str] | None:
     fg, fp = Fraction(g), Fraction(p)
     if fg == fp:
         return True, "equal numbers"
-    dg, dp = _decimals(g), _decimals(p)
-    if dg and dp > dg and abs(fg - fp) * 2 * 10**dg <= 1:
-        return True, "prediction rounds to the gold decimal"
+    for text, other in ((g, fp), (p, fg)):  # float noise; both sides terminate here
+        digits = len(text.lstrip("-").replace(".", "").lstrip("0"))
+        close = abs(fg - fp) <= Fraction(1, 10**14) * abs(other)
+        if "." in text and digits >= FLOAT_DIGITS and close:
+            return True, "equal up to double-precision noise"
     return False, "different numbers"
 
 
