@@ -83,6 +83,11 @@ def same(g: Answer, p: Answer) -> Result:
         return _sets(g, p)
     if isinstance(g, Seq) and isinstance(p, Seq):
         return _seq(_named_tuple(g, p), _named_tuple(p, g))
+    if isinstance(p, Seq) and p.kind == "list" and isinstance(g, Scalar):
+        # "x + 11 or 11 + x": every listed form must equal the single gold.
+        if all(same(g, item).equal for item in p.items):
+            return Result(True, "every listed form equals the gold")
+        return Result(False, "a list for a single answer")
     if isinstance(g, Matrix) or isinstance(p, Matrix):
         mg, mp = _as_matrix(g), _as_matrix(p)
         if mg is None or mp is None:
@@ -164,6 +169,8 @@ def _readings(a: Scalar, other: Scalar) -> list[sympy.Expr]:
 
 
 def _scalar(g: Scalar, p: Scalar) -> Result:
+    if (g.percent and p.degree) or (g.degree and p.percent):
+        return Result(False, "percent vs degrees")
     gvals, pvals = _readings(g, p), _readings(p, g)
     last = Result(False, "different values")
     for gv in gvals:

@@ -633,4 +633,9 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("decimal", "0.25", "0.2500000000000001", C),
     ("decimal", "3.2", "3.21", I),
     ("decimal", "3.7", "3.75", I),
+    ("list", "11+x", "This yields $\\boxed{x+11}$ or $\\boxed{11+x}$.", C),
+    ("list", "1", "The answers are $\\boxed{-2}$ and $\\boxed{1}$.", I),
+    ("list", "-2, 1", "The answers are $\\boxed{-2}$ and $\\boxed{1}$.", C),
+    ("list", "2", "2, 3", I),
+    ("degree", "20^\\circ", "20\\%", I),
 ]
