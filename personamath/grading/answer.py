@@ -43,6 +43,13 @@ _BASED_RE = re.compile(r"(-?[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)?)_\{?\(?(\d{1,2})\)?\
 _IN_PREFIX_RE = re.compile(r"^[a-zA-Z]\s*\\in\s*")
 _TEXT_WRAP_RE = re.compile(r"\\text\{([^{}]*)\}")
 _SHORT_WORDS = {"yes", "no"}
+# A clock time (``05:00``, ``4:51:06 p.m.``), not a ratio: two-digit minutes plus a
+# leading zero, seconds or am/pm.
+_AMPM = r"\s*(?:\\text\{)?\s*[ap]\.?\s*m\.?\s*\}?"
+_TIME_RE = re.compile(
+    r"(?:0\d:[0-5]\d(?::[0-5]\d)?|\d{1,2}:[0-5]\d:[0-5]\d|\d{1,2}:00)(?:" + _AMPM + r")?"
+    r"|\d{1,2}:[0-5]\d" + _AMPM
+)
 _TEXT_SYNONYMS = {"dne": "does not exist", "doesn t exist": "does not exist", "y": "yes",
                   "n": "no", "true": "yes", "false": "no"}  # fmt: skip
 
@@ -162,6 +169,8 @@ def fold_text(s: str) -> str:
     s = _TEXT_WRAP_RE.sub(lambda m: m.group(1), s)
     s = re.sub(r"\\[a-zA-Z]+", " ", s).lower()
     s = re.sub(r"[^a-z0-9]+", " ", s).strip()
+    s = re.sub(r"\b([ap]) m\b", r"\1m", s)  # p.m. -> pm
+    s = re.sub(r"\b0+(\d)", r"\1", s)  # 05 00 -> 5 00
     s = re.sub(r"^(?:the|a|an) ", "", s)
     return _TEXT_SYNONYMS.get(s, s)
 
@@ -367,7 +376,7 @@ def parse_clean(s: str) -> Answer:
     based = _BASED_RE.fullmatch(s)
     if based and _valid_digits(based.group(1), int(based.group(2))):
         return Based(based.group(1).upper(), int(based.group(2)))
-    if _is_text(s):
+    if _is_text(s) or _TIME_RE.fullmatch(s):
         return Text(fold_text(s))
     try:
         return parse_tokens_answer(tokenize(s))

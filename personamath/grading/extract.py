@@ -35,6 +35,7 @@ _BOLD_RE = re.compile(r"\*\*([^*\n]{1,120}?)\*\*")
 _NUMBER_RE = re.compile(r"[-−]?\d[\d,]*(?:\.\d+)?(?:/\d+)?|[-−]?\.\d+")
 _WORD_RE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
 _TEXT_CMD_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox|textit|operatorname)\s*\{[^{}]*\}")
+_CALC_RE = re.compile(r"<<[^<>\n]{0,200}>>")
 _CLAUSE_RE = re.compile(r",?\s+(?:since|because|which|as this|so that|given that)\b", re.I)
 _JOINER_RE = re.compile(r"[\s$]*(?:,|and|or|,\s*and)?[\s$]*(?:[a-zA-Z]_?\d?\s*=\s*)?[\s$]*")
 _MATH_SPAN_RE = re.compile(r"\$\$?([^$]+)\$\$?|\\\((.+?)\\\)")
@@ -183,6 +184,7 @@ def extract_answer(text: str, dataset: str | None = None) -> str | None:
     if not text or not text.strip():
         return None
     text = text[-MAX_SCAN_CHARS:]  # the final answer is at the end; bounds regex work
+    text = _CALC_RE.sub("", text)  # GSM8K calculator annotations <<16-3-4=9>>
     if dataset == "gsm8k":
         found = _last_hash(text)
         if found:

@@ -150,6 +150,8 @@ def clean(s: str) -> str:
     """Presentation-free form of an answer string (still LaTeX-ish text)."""
     s = _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], s)
     s = _unbox(s)
+    s = re.sub(r"\\phantom\s*\{[^{}]*\}|\\phantom\s*\S", "", s)
+    s = re.sub(r"\\(?:text|mathrm)\{([0-9A-Za-z]+)\}(?=_)", r"\1", s)
     s = _strip_delimiters(s)
     s = re.sub(r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits)\b", "", s)
     s = re.sub(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)\s*\.", "", s)

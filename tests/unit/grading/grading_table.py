@@ -638,4 +638,19 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("list", "-2, 1", "The answers are $\\boxed{-2}$ and $\\boxed{1}$.", C),
     ("list", "2", "2, 3", I),
     ("degree", "20^\\circ", "20\\%", I),
+    # -- clock times are text, ratios are numbers -------------------------------------
+    ("text", "05\\!:\\!00", "5:00", C),
+    ("text", "4\\!:\\!51\\!:\\!06 \\text{ p.m.}", "4:51:06 p.m.", C),
+    ("text", "8\\!:\\!34 \\text{ p.m.}", "8:34 pm", C),
+    ("text", "8\\!:\\!34 \\text{ p.m.}", "8:34 am", I),
+    ("plain", "3:1", "6:2", C),
+    ("plain", "1:20", "1/20", C),
+    (
+        "matrix",
+        "\\begin{pmatrix} 1 & -1 \\\\ 1 & \\phantom -1 \\end{pmatrix}",
+        "\\begin{pmatrix} 1 & -1 \\\\ 1 & 1 \\end{pmatrix}",
+        C,
+    ),
+    ("base", "\\text{A5}_{11}", "A5_{11}", C),
+    ("integer", "120", "15 * 8 = <<15*8=120>>120 pints.\n#### 120", C),
 ]
