@@ -31,6 +31,7 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
+from flows.deploy import RESULTS_BLOCK_SLUG
 from personamath.sources import load_questions
 from tests.fakes.fake_teacher import FakeTeacherClient
 from tests.fakes.math_teacher import Behaviour, MathTeacher, Plan
@@ -192,7 +193,7 @@ def _start_stack(s: Stack, plan: Path) -> None:
         cwd=s.tmp, env=s.env, capture_output=True, text=True, timeout=240)
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
     assert "deployment pipeline/default -> pool cpu" in deploy.stdout, deploy.stdout
-    worker_env = {"PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": "local-file-system/personamath-results"}
+    worker_env = {"PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": RESULTS_BLOCK_SLUG}
     for pool in ("cpu", "gpu"):  # from a foreign directory: the pull step finds the code
         start(s, f"worker-{pool}", ["prefect", "worker", "start", "--pool", pool,
                                     "--name", f"test-{pool}"], s.tmp, worker_env)
