@@ -96,8 +96,13 @@ def summary_artifacts(summary: dict[str, Any]) -> None:
         stats.append({"stage": stage, "in": s["in"], "accepted": s["accepted"],
                       "to_stage2": s["to_stage2"], **{f"rejected:{k}": v
                                                       for k, v in s["rejected"].items()}})
+    f = summary["final"]
+    stats.append({"stage": "final", "in": summary["questions_in"], "accepted": f["accepted"],
+                  "to_stage2": 0, **{f"rejected:{k}": v for k, v in f["rejected"].items()}})
     _safe(create_table_artifact, table=stats, key="stage-statistics",
-          description="Questions in, accepted, rejected by reason")
+          description="Questions in, accepted, rejected by reason (per stage and final)")
+    _safe(create_table_artifact, table=dataset_rows(summary), key="statistics-by-dataset",
+          description="Questions in, accepted, rejected by reason and rows, per source dataset")
     by = [{"group": "persona", "name": k, "rows": v} for k, v in summary["rows_by_persona"].items()]
     by += [{"group": "source", "name": k, "rows": v} for k, v in summary["rows_by_source"].items()]
     _safe(create_table_artifact, table=by, key="rows-by-persona-and-source",
@@ -105,6 +110,35 @@ def summary_artifacts(summary: dict[str, Any]) -> None:
     t = summary["teacher_calls"]
     _safe(create_table_artifact, table=[{k: v for k, v in t.items() if k != "by_kind"}],
           key="teacher-usage", description="Teacher requests, tokens and cost")
+
+
+def dataset_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Final outcome per source dataset, from the build's rejections file: the summary
+    itself counts outcomes over all datasets only."""
+    from storage import open_store
+
+    rejected: dict[str, dict[str, int]] = {}
+    invalid: dict[str, int] = {}
+    try:
+        table = open_store(summary["run_uri"]).read_table("rejections.parquet")
+        records = table.to_pylist() if table.num_rows else []
+    except Exception as err:  # noqa: BLE001 - a courtesy table, never a failure
+        get_run_logger().warning("no per-dataset statistics: %s", err)
+        return []
+    for r in records:
+        by_reason = rejected.setdefault(r["dataset"], {})
+        by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + 1
+        if r["stage"] == 0:  # invalid input rows never entered Stage 1
+            invalid[r["dataset"]] = invalid.get(r["dataset"], 0) + 1
+    valid = summary["ingest"]["by_dataset"]
+    rows = []
+    for ds in sorted(set(valid) | set(rejected)):
+        n_rej = sum(rejected.get(ds, {}).values())
+        rows.append({"dataset": ds, "in": valid.get(ds, 0) + invalid.get(ds, 0),
+                     "accepted": valid.get(ds, 0) + invalid.get(ds, 0) - n_rej,
+                     "rows": summary["rows_by_source"].get(ds, 0),
+                     **{f"rejected:{k}": v for k, v in sorted(rejected.get(ds, {}).items())}})
+    return rows
 
 
 def _safe(fn: Any, **kwargs: Any) -> None:

@@ -276,7 +276,8 @@ def test_pipeline_deployment_completes_with_dataset_and_artifacts(stack: Stack) 
     assert asked == {q["id"]: REQUESTS_PER_QUESTION for q in stack.questions}, asked
     keys = artifact_keys(stack)
     for key in ("stage1-progress", "stage1-shards", "stage2-progress", "stage-statistics",
-                "rows-by-persona-and-source", "teacher-usage", "build-summary"):
+                "rows-by-persona-and-source", "statistics-by-dataset", "teacher-usage",
+                "build-summary"):
         assert key in keys, (key, keys)
 
 
