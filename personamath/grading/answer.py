@@ -376,6 +376,8 @@ def parse_clean(s: str) -> Answer:
     based = _BASED_RE.fullmatch(s)
     if based and _valid_digits(based.group(1), int(based.group(2))):
         return Based(based.group(1).upper(), int(based.group(2)))
+    if based and based.group(1)[:1].isdigit():  # 21010_2: digits the base does not have
+        return Text(f"invalid base-{based.group(2)} numeral {based.group(1)}")
     if _is_text(s) or _TIME_RE.fullmatch(s):
         return Text(fold_text(s))
     try:

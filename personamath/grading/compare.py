@@ -306,12 +306,20 @@ def _seq(g: Seq, p: Seq) -> Result:
     if len(g.items) != len(p.items):
         return Result(False, "different number of elements")
     if g.kind == "tuple" and p.kind == "tuple":
-        if len(g.items) == 2 and (g.left, g.right) != (p.left, p.right):
+        same_brackets = (g.left, g.right) == (p.left, p.right)
+        # With three or more items (a) and [a] are both vector notations; two items
+        # may be an interval, where every bracket counts.
+        vectors = len(g.items) > 2 and _matched(g) and _matched(p)
+        if not (same_brackets or vectors):
             return Result(False, "different brackets")
         return _ordered(g.items, p.items)
     if g.kind != "tuple" and p.kind != "tuple":
         return _unordered(g.items, p.items)
     return Result(False, "ordered vs unordered collection")
+
+
+def _matched(a: Seq) -> bool:
+    return (a.left, a.right) in (("(", ")"), ("[", "]"))
 
 
 def _ordered(gs: tuple[Answer, ...], ps: tuple[Answer, ...]) -> Result:
@@ -477,6 +485,8 @@ def as_set(a: Answer) -> sympy.Set | None:
         lo, hi = _real(a.items[0]), _real(a.items[1])
         if lo is None or hi is None or not bool(lo <= hi):
             return None
+        if (lo.is_infinite and a.left == "[") or (hi.is_infinite and a.right == "]"):
+            return None  # [-oo, 2) is not an interval of reals
         return sympy.Interval(lo, hi, a.left == "(", a.right == ")")
     if isinstance(a, Seq) and a.kind in ("set", "list"):
         if any(_setlike(i) for i in a.items):

@@ -80,7 +80,10 @@ def _replace_thousands(s: str) -> str:
     s = re.sub(r"(?<=\d)\{,\}(?=\d)", "", s)
 
     def join(m: re.Match[str]) -> str:
-        return m.group(0).replace(",", "")
+        before = s[: m.start()]
+        depth = sum(before.count(c) for c in "([{") - sum(before.count(c) for c in ")]}")
+        # Inside brackets a comma separates coordinates: (-36,104] is an interval.
+        return m.group(0) if depth > 0 else m.group(0).replace(",", "")
 
     return re.sub(r"(?<![\d.,])[1-9]\d{0,2}(?:,\d{3})+(?![\d,]|\.\d*,)", join, s)
 

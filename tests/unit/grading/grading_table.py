@@ -653,4 +653,13 @@ TABLE: list[tuple[str, str, str, str]] = [
     ),
     ("base", "\\text{A5}_{11}", "A5_{11}", C),
     ("integer", "120", "15 * 8 = <<15*8=120>>120 pints.\n#### 120", C),
+    # -- brackets: commas inside are coordinates, infinite ends are open ------------
+    ("interval", "[-36,104]", "(-36,104]", I),
+    ("interval", "[-36,104]", "[-36, 104]", C),
+    ("interval", "(-\\infty, 2) \\cup (3, \\infty)", "[-\\infty, 2) \\cup (3, \\infty)", I),
+    ("tuple", "(1,2,3)", "[1,2,3)", I),
+    ("tuple", "(1,2,3)", "[1,2,3]", C),
+    ("base", "11010_2", "21010_2", I),
+    ("base", "25_{6}", "26_{6}", I),
+    ("fraction", "\\frac{1}{9}", "\\frac{1}{0}", E),
 ]
