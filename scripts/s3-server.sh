@@ -7,6 +7,7 @@
 #   scripts/s3-server.sh status     exit 0 when mon, osd and radosgw are up and S3 answers
 #   scripts/s3-server.sh env        print the `export AWS_...` lines for this server
 #   scripts/s3-server.sh stop-rgw   stop radosgw only (cluster data kept): fault tests
+#   scripts/s3-server.sh kill-rgw   SIGKILL radosgw (a crash rather than a shutdown)
 #   scripts/s3-server.sh start-rgw  start radosgw again and wait until S3 answers
 #
 # Settings (environment, read by `start`, remembered in $DIR/server.env for the rest):
@@ -56,6 +57,18 @@ spawn() {  # spawn NAME CMD...: run a daemon in its own session, remember its pi
     echo $! >"$DIR/$name.pid"
 }
 
+wait_gone() {  # wait_gone SECONDS PID...: until none of the processes exists
+    local tenths=$(($1 * 10)) pid left
+    shift
+    while :; do
+        left=0
+        for pid in "$@"; do kill -0 "$pid" 2>/dev/null && left=1; done
+        ((left)) || return 0
+        ((tenths-- > 0)) || return 1
+        sleep 0.1
+    done
+}
+
 kill_daemons() {  # kill_daemons GRACE NAME...: TERM all, KILL what remains after GRACE s
     local grace=$1 name pids=()
     shift
@@ -63,14 +76,9 @@ kill_daemons() {  # kill_daemons GRACE NAME...: TERM all, KILL what remains afte
         alive "$name" && pids+=("$(cat "$DIR/$name.pid")")
     done
     if ((${#pids[@]})); then
-        kill -TERM "${pids[@]}" 2>/dev/null || true
-        for _ in $(seq 1 $((grace * 10))); do
-            local left=0 pid
-            for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && left=1; done
-            ((left)) || break
-            sleep 0.1
-        done
-        for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+        ((grace == 0)) || kill -TERM "${pids[@]}" 2>/dev/null || true
+        wait_gone "$grace" "${pids[@]}" || kill -KILL "${pids[@]}" 2>/dev/null || true
+        wait_gone 5 "${pids[@]}" || die "could not stop pids ${pids[*]}"
     fi
     for name in "$@"; do rm -f "$DIR/$name.pid"; done
 }
@@ -180,6 +188,8 @@ cmd_stop() {
 
 cmd_stop_rgw() { kill_daemons 10 rgw; log "radosgw stopped; mon and osd keep the data"; }
 
+cmd_kill_rgw() { kill_daemons 0 rgw; log "radosgw killed; mon and osd keep the data"; }
+
 cmd_start_rgw() {
     alive mon && alive osd || die "the cluster is not running: use start"
     if ! alive rgw; then
@@ -218,6 +228,7 @@ case "${1:-}" in
     status) cmd_status ;;
     env) cmd_env ;;
     stop-rgw) cmd_stop_rgw ;;
+    kill-rgw) cmd_kill_rgw ;;
     start-rgw) cmd_start_rgw ;;
-    *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -10,8 +10,9 @@ Fixtures (import them into a conftest.py, as tests/integration/conftest.py does)
   for the test (and cleared of a developer's profile/config files). `s3_bucket.env` is
   the same environment for a subprocess (e.g. a pipeline run killed midway).
 
-`CephS3Server.stop_rgw()` / `start_rgw()` stop and restart radosgw alone (the cluster
-keeps its data) for fault tests; `s3_bucket` restarts a radosgw a failed test left down.
+`CephS3Server.stop_rgw()` / `kill_rgw()` / `start_rgw()` stop (or crash) and restart
+radosgw alone (the cluster keeps its data) for fault tests; `s3_bucket` restarts a
+radosgw that a failed test left down.
 """
 
 from __future__ import annotations
@@ -115,6 +116,10 @@ class CephS3Server:
         """Stop radosgw only: S3 goes away, the cluster keeps its objects."""
         self._must("stop-rgw", timeout=60)
 
+    def kill_rgw(self) -> None:
+        """SIGKILL radosgw: a crash, with requests in flight cut off."""
+        self._must("kill-rgw", timeout=30)
+
     def start_rgw(self) -> None:
         """Start radosgw again (no-op when it runs) and wait until S3 answers."""
         self._must("start-rgw", timeout=90)
@@ -166,15 +171,19 @@ class CephS3Server:
         self.client().create_bucket(Bucket=name)
         return name
 
-    def delete_bucket(self, name: str) -> None:
-        """Delete a bucket and everything in it (best effort: tests may break things)."""
+    def empty_bucket(self, name: str) -> None:
+        """Delete everything in a bucket, pending uploads included, so the in-memory OSD
+        (1 GiB) does not fill up over a session. The bucket itself stays: after a crash
+        RadosGW takes ~25 s to delete one, and the cluster is thrown away at the end."""
         client = self.client()
         try:
+            for up in client.list_multipart_uploads(Bucket=name).get("Uploads", []):
+                client.abort_multipart_upload(Bucket=name, Key=up["Key"],
+                                              UploadId=up["UploadId"])
             for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
                 keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
                 if keys:
                     client.delete_objects(Bucket=name, Delete={"Objects": keys})
-            client.delete_bucket(Bucket=name)
         except Exception:  # cleanup must not mask the test's own result
             pass
 
@@ -235,4 +244,4 @@ def s3_bucket(s3_server: CephS3Server, monkeypatch: pytest.MonkeyPatch,
     yield S3Bucket(s3_server, name, {**env, **hidden})
     if not s3_server.running():
         s3_server.start_rgw()
-    s3_server.delete_bucket(name)
+    s3_server.empty_bucket(name)

@@ -3,6 +3,8 @@ errors a user sees, and radosgw going away in the middle of a run."""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from pathlib import Path
 
@@ -88,3 +90,36 @@ def test_radosgw_stopped_mid_run_then_restarted(s3_bucket: S3Bucket) -> None:
     assert store.load_manifest("step", 0, verify=True) is not None
     store.commit_shard("step", 1, {"rows": pa.table({"x": [3]})})
     assert read_dataset(store.uri_for("step"))["x"].to_pylist() == [1, 2, 3]
+
+
+def test_radosgw_killed_during_an_upload(s3_bucket: S3Bucket) -> None:
+    """radosgw crashes while a shard's data file is uploading: the commit fails with a
+    StoreError, the shard stays absent (never half there), and after the restart
+    committing it again works."""
+    server = s3_bucket.server
+    client = server.client()
+    store = ArtifactStore(s3_bucket.uri())
+    big = pa.table({"blob": pa.array([os.urandom(1024) for _ in range(48 * 1024)])})
+    outcome: list[BaseException | None] = []
+
+    def commit() -> None:
+        try:
+            store.commit_shard("step", 0, {"rows": big})
+            outcome.append(None)
+        except BaseException as err:  # checked below
+            outcome.append(err)
+
+    thread = threading.Thread(target=commit)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not client.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads"):
+        assert time.monotonic() < deadline and thread.is_alive(), "upload never started"
+        time.sleep(0.01)
+    server.kill_rgw()
+    thread.join(timeout=60)
+    assert outcome and isinstance(outcome[0], StoreError), outcome
+    assert server.endpoint in str(outcome[0])
+    server.start_rgw()
+    assert store.load_manifest("step", 0) is None and store.done_shards("step") == []
+    store.commit_shard("step", 0, {"rows": big})
+    assert read_dataset(store.uri_for("step")).num_rows == big.num_rows
