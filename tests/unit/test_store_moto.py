@@ -283,3 +283,25 @@ def test_unknown_profile_is_a_store_error(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
     with pytest.raises(StoreError, match="no-such-profile"):
         ArtifactStore("s3://b/x")
+
+
+@pytest.mark.slow
+def test_prefect_aws_block_end_to_end(bucket: str, proxy: FaultProxy,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real prefect-aws AwsCredentials block, saved to Prefect's ephemeral API, is all
+    the store needs: no AWS_* variables at all."""
+    prefect_aws = pytest.importorskip("prefect_aws")
+    name = f"pm-s3-{uuid.uuid4().hex[:8]}"
+    prefect_aws.AwsCredentials(
+        aws_access_key_id="blockkey", aws_secret_access_key="block-secret",
+        region_name="us-east-1",
+        aws_client_parameters={"endpoint_url": proxy.endpoint},
+    ).save(name)
+    for var in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PERSONAMATH_AWS_CREDENTIALS_BLOCK", name)
+    store = ArtifactStore(f"s3://{bucket}/p")
+    assert store.s3 is not None and store.s3.endpoint_url == proxy.endpoint
+    assert "prefect-aws block" in store.s3.source and store.s3.access_key == "blockkey"
+    store.commit_shard("step", 0, {"rows": pa.table({"x": [1]})})
+    assert store.done_shards("step") == [0]
