@@ -6,12 +6,13 @@ occurrence wins, because models restate and correct themselves before concluding
 1. GSM8K ``#### N`` when ``dataset == "gsm8k"`` (the dataset's own answer marker).
 2. The last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces respected), or ``\\boxed 5``.
 3. "Final Answer: The final answer is X" (the Minerva/MATH few-shot format).
-4. "The answer is X" / "Answer: X".
+4. "The answer is X" / "Answer: X" / "The correct option is X".
 5. ``#### N`` for any dataset.
 6. The last bold markdown span (``**X**``) that contains a digit or math.
 7. A bare answer: a text with at most two prose words is itself the answer
    (``3/4``, ``\\frac12``, ``(C)``, ``12 inches``, ``no solution``).
-8. The last inline math (``$...$``) of the final line when no number follows it.
+8. The last math span (``$...$``, ``$$...$$``, ``\\[...\\]``) when it holds a value
+   and no number follows it.
 9. The last number in the text, as a last resort.
 
 Only the last 20,000 characters are scanned. ``None`` when nothing is found.
@@ -29,7 +30,11 @@ from personamath.grading.tokens import MATH_WORDS
 MAX_SCAN_CHARS = 20000
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*")
 _FINAL_RE = re.compile(r"final answer\s*(?:is|:)?\s*(?:the final answer is)?\s*:?\s*", re.I)
-_ANSWER_IS_RE = re.compile(r"(?:the\s+)?(?:final\s+)?answer\s*(?:is|:|=)\s*", re.I)
+_ANSWER_IS_RE = re.compile(
+    r"(?:(?:the\s+)?(?:final\s+)?answer\s*(?:is|:|=)"
+    r"|(?:the\s+)?(?:correct|right|best)\s+(?:option|choice|answer)\s*(?:is|:))\s*",
+    re.I,
+)
 _HASH_RE = re.compile(r"####\s*([^\n]*)")
 _BOLD_RE = re.compile(r"\*\*([^*\n]{1,120}?)\*\*")
 _NUMBER_RE = re.compile(r"[-−]?\d[\d,]*(?:\.\d+)?(?:/\d+)?|[-−]?\.\d+")
@@ -38,7 +43,7 @@ _TEXT_CMD_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox|textit|operatorname)\s*
 _CALC_RE = re.compile(r"<<[^<>\n]{0,200}>>")
 _CLAUSE_RE = re.compile(r",?\s+(?:since|because|which|as this|so that|given that)\b", re.I)
 _JOINER_RE = re.compile(r"[\s$]*(?:,|and|or|,\s*and)?[\s$]*(?:[a-zA-Z]_?\d?\s*=\s*)?[\s$]*")
-_MATH_SPAN_RE = re.compile(r"\$\$?([^$]+)\$\$?|\\\((.+?)\\\)")
+_MATH_SPAN_RE = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\$([^$]+?)\$|\\\((.+?)\\\)", re.S)
 _TAIL_RE = re.compile(r"\s*(?:I hope it is correct\.?|\.\s*$)", re.I)
 
 
@@ -160,16 +165,21 @@ def looks_bare(text: str) -> bool:
 
 
 def _last_math_span(text: str) -> str | None:
-    """The last ``$...$`` span of the final line, if no number follows it."""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    if not lines:
+    """The last math span (``$...$``, ``$$...$$``, ``\\[...\\]``), if no number follows it.
+
+    Only spans that look like a value (a digit or a macro such as ``\\frac``) count,
+    so "where $x$ is the unknown" does not replace an earlier number.
+    """
+    spans = list(_MATH_SPAN_RE.finditer(text[-4000:]))
+    if not spans:
         return None
-    line = lines[-1]
-    spans = list(_MATH_SPAN_RE.finditer(line))
-    if not spans or re.search(r"\d", line[spans[-1].end() :]):
+    last = spans[-1]
+    if re.search(r"\d", text[-4000:][last.end() :]):
         return None
-    content = spans[-1].group(1) or spans[-1].group(2) or ""
-    return content.strip() or None
+    content = next((g for g in last.groups() if g), "").strip()
+    if not re.search(r"\d|\\[a-zA-Z]", content):
+        return None
+    return _strip_answer(content) or None
 
 
 def _last_number(text: str) -> str | None:

@@ -49,3 +49,19 @@ def test_extract_nothing(text: str) -> None:
 
 def test_unbalanced_box_falls_back() -> None:
     assert extract_answer(r"the value is 9 and \boxed{\frac{1}{2}") == "9"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Thus\n$$\nx = \\frac{1}{2}\n$$", "x = \\frac{1}{2}"),
+        ("Therefore\n\\[\n\\frac{\\sqrt{3}}{2}\n\\]\nas required.", "\\frac{\\sqrt{3}}{2}"),
+        ("The total is 42 apples, where each is $a$.", "42"),
+        ("The correct option is C.", "C"),
+        ("The correct answer is (B).", "(B)"),
+        ("Let me check each option: (A) is 5, so 12.", "12"),
+        ("15 * 8 = <<15*8=120>>120 pints", "120"),
+    ],
+)
+def test_extract_fallbacks(text: str, expected: str) -> None:
+    assert extract_answer(text) == expected
