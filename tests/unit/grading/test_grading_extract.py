@@ -60,7 +60,7 @@ def test_unbalanced_box_falls_back() -> None:
         ("The correct option is C.", "C"),
         ("The correct answer is (B).", "(B)"),
         ("Let me check each option: (A) is 5, so 12.", "12"),
-        ("15 * 8 = <<15*8=120>>120 pints", "120"),
+        ("15 * 8 = <<15*8=120>>120 pints", "15 * 8 = 120 pints"),
     ],
 )
 def test_extract_fallbacks(text: str, expected: str) -> None:
