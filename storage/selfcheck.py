@@ -82,6 +82,13 @@ def check_orphans_ignored(base_uri: str) -> None:
     assert store.done_shards("step") == [0]
     assert store.load_manifest("step", 1) is None
     assert read_dataset(store.uri_for("step")).num_rows == 3
+    orphans = store.orphans("step", older_than=0)
+    assert orphans == ["step/shard-00001.rows.0123456789ab.parquet",
+                       "step/shard-00002.manifest.json.tmp-1234abcd"], orphans
+    assert store.orphans("step", older_than=3600) == []
+    for key in orphans:
+        store.delete(key)
+    assert read_dataset(store.uri_for("step")).num_rows == 3
 
 
 def check_concurrent_commits(base_uri: str, writers: int = 2) -> None:

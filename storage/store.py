@@ -16,6 +16,7 @@ import re
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -201,6 +202,26 @@ class ArtifactStore:
                 out.append(int(leaf[6:11]))
         return sorted(out)
 
+    def orphans(self, step: str, older_than: float = 3600.0) -> list[str]:
+        """Keys of `step` files that no manifest names (left by a writer that died, or
+        that lost a race to commit the same shard) and that are older than
+        `older_than` seconds. Younger files may belong to a writer still at work, so
+        they are never listed. Safe to delete(); nothing reads them."""
+        sel = pafs.FileSelector(self._full(step), recursive=True, allow_not_found=True)
+        infos = self._call("list", step, lambda: self.fs.get_file_info(sel))
+        named: set[str] = set()
+        for shard in self.done_shards(step):
+            manifest = self.load_manifest(step, shard, verify=False)
+            named.update(i["key"].rsplit("/", 1)[-1] for i in manifest.files.values())
+        cutoff = time.time() - older_than
+        base = len(self.root) + 1
+        return sorted(
+            i.path[base:] for i in infos
+            if i.type == pafs.FileType.File and _is_shard_data(i.base_name)
+            and i.base_name not in named and i.mtime is not None
+            and _utc_timestamp(i.mtime) < cutoff
+        )
+
     # -- errors --------------------------------------------------------------------
     def _call(self, op: str, key: str, fn: Any, policy: RetryPolicy | None = None) -> Any:
         """Run one storage call with retries on transient errors; turn what remains into
@@ -257,6 +278,16 @@ class ArtifactStore:
                     f"or the bucket's permissions")
         return (f"cannot reach S3 endpoint {s3.endpoint_label} for bucket {bucket!r} "
                 f"(store {self.uri}): {text}")
+
+
+def _utc_timestamp(when: datetime) -> float:
+    """pyarrow gives UTC times, tz-aware or not: never let a naive one be read as local."""
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _is_shard_data(leaf: str) -> bool:
+    """A shard's data file or a temporary file of any shard object (not a manifest)."""
+    return leaf.startswith("shard-") and (leaf.endswith(".parquet") or ".tmp-" in leaf)
 
 
 def _is_access_denied(text: str) -> bool:
