@@ -70,6 +70,12 @@ def make_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     return loc.fs, loc.root
 
 
+def s3_filesystem() -> pafs.S3FileSystem:
+    """pyarrow S3 filesystem for the current S3 settings (storage.s3), for callers that
+    read s3:// inputs directly (personamath.sources)."""
+    return resolve_s3_config().filesystem()
+
+
 # -- retries ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RetryPolicy:
