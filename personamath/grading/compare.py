@@ -4,12 +4,14 @@ Rules (gold first, prediction second; each rule is exercised by near-miss tests)
 
 * Exact values compare exactly: rationals as rationals, anything else numerically to
   35 significant digits (two closed forms that agree that far are the same number).
-* The decimal rule. A decimal literal is an exact number (``0.25 == 1/4``) and is
-  compared exactly: 0.333 is not 1/3, 3.14 is not pi, 3.21 is not 3.2 (either way
-  round), and no decimal, however long, equals a value whose expansion does not
-  terminate. The one tolerance is float noise between finite decimals: a plain decimal
-  with at least 12 significant digits (``0.30000000000000004``) matches a terminating
-  value (``0.3``) within a relative 1e-14.
+* The decimal rule. A decimal literal is an exact number (``0.25 == 1/4``). Exact
+  values are never rounded: 0.333 is not 1/3 and 1/3 is not 0.333, 3.14 is not pi,
+  and no decimal, however long, equals a value whose expansion does not terminate.
+  Tolerances exist only between two plain decimals and are scaled to the digits
+  given: a decimal prediction with more digits than a decimal gold is correct when
+  it rounds to it (3.1416 for 3.14; not 3.15, not a tie such as 3.75 for 3.7); and a
+  decimal of 12+ significant digits (``0.30000000000000004``) matches a terminating
+  value within double-precision noise (relative 1e-14).
 * Percent: ``50%`` equals ``50`` and ``0.5`` when the other side has no percent sign.
   Degrees: ``45°`` equals ``45``; inside a trigonometric function it is an angle.
 * Tuples are ordered and, for two items, the brackets matter (``(2,5)`` is not
@@ -211,7 +213,19 @@ def values_equal(
     for value, dec, other in ((a, gdec, b), (b, pdec, a)):
         if long_decimal(value, dec) and terminating(other) and size <= FLOAT_NOISE * abs(other):
             return Result(True, "equal up to double-precision noise")
+    if rounds_to(size, gdec, pdec):
+        return Result(True, "prediction rounds to the gold's decimals")
     return Result(False, "different values")
+
+
+def rounds_to(size: sympy.Expr | Fraction, gdec: tuple[int, ...], pdec: tuple[int, ...]) -> bool:
+    """A decimal prediction with more digits than a decimal gold, rounding to it.
+
+    ``size`` is |gold - prediction|; ties (3.75 for 3.7) do not count.
+    """
+    if len(gdec) != 1 or len(pdec) != 1 or pdec[0] <= gdec[0]:
+        return False
+    return bool(size * 2 * 10 ** gdec[0] < 1)
 
 
 def terminating(value: sympy.Expr) -> bool:

@@ -21,7 +21,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from personamath.grading.answer import Answer, parse_clean
-from personamath.grading.compare import FLOAT_DIGITS, same
+from personamath.grading.compare import FLOAT_DIGITS, rounds_to, same
 from personamath.grading.deadline import GradingTimeout, run_with_deadline
 from personamath.grading.expr import ParseError
 from personamath.grading.extract import extract_answer
@@ -60,7 +60,13 @@ def _fast_numbers(g: str, p: str) -> tuple[bool, str] | None:
         close = abs(fg - fp) <= Fraction(1, 10**14) * abs(other)
         if "." in text and digits >= FLOAT_DIGITS and close:
             return True, "equal up to double-precision noise"
+    if rounds_to(abs(fg - fp), _decimals(g), _decimals(p)):
+        return True, "prediction rounds to the gold's decimals"
     return False, "different numbers"
+
+
+def _decimals(text: str) -> tuple[int, ...]:
+    return (len(text.split(".", 1)[1]),) if "." in text else ()
 
 
 def _compare(gold_clean: str, pred_clean: str) -> tuple[str, str, str | None, str | None]:
