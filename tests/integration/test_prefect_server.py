@@ -245,14 +245,28 @@ def questions_asked(s: Stack) -> dict[str, int]:
     return out
 
 
+def wait_final(s: Stack, run_id: str) -> dict[str, Any]:
+    """Wait (bounded) until a flow run that a worker will pick up reaches a final state."""
+    final = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+    return dict(wait_for(f"flow run {run_id} to finish",
+                         lambda: (r := flow_run(s, run_id))["state"]["type"] in final and r,
+                         RUN_TIMEOUT, s))
+
+
 def shard_ids(s: Stack, shard: int) -> set[str]:
     return {q["id"] for q in s.questions[shard * SHARD_SIZE:(shard + 1) * SHARD_SIZE]}
 
 
-def artifact_keys(s: Stack) -> set[str]:
-    r = httpx.post(f"{s.api}/artifacts/filter", json={"limit": 200}, timeout=10)
+def artifacts(s: Stack) -> dict[str, Any]:
+    """Latest data of each keyed artifact on the server."""
+    r = httpx.post(f"{s.api}/artifacts/filter", timeout=10,
+                   json={"limit": 200, "sort": "CREATED_DESC"})
     r.raise_for_status()
-    return {a["key"] for a in r.json() if a.get("key")}
+    out: dict[str, Any] = {}
+    for a in r.json():
+        if a.get("key"):
+            out.setdefault(a["key"], a["data"])
+    return out
 
 
 def retry(s: Stack, run_id: str) -> None:
@@ -274,11 +288,15 @@ def test_pipeline_deployment_completes_with_dataset_and_artifacts(stack: Stack) 
     assert pq.read_table(datasets[0]).num_rows == N_QUESTIONS * (1 + K1)
     asked = questions_asked(stack)
     assert asked == {q["id"]: REQUESTS_PER_QUESTION for q in stack.questions}, asked
-    keys = artifact_keys(stack)
+    keys = artifacts(stack)
     for key in ("stage1-progress", "stage1-shards", "stage2-progress", "stage-statistics",
                 "rows-by-persona-and-source", "statistics-by-dataset", "teacher-usage",
                 "build-summary"):
-        assert key in keys, (key, keys)
+        assert key in keys, (key, sorted(keys))
+    by_dataset = json.loads(keys["statistics-by-dataset"])
+    assert by_dataset == [{"dataset": "gsm8k", "in": N_QUESTIONS, "accepted": N_QUESTIONS,
+                           "rows": N_QUESTIONS * (1 + K1)}], by_dataset
+    assert datasets[0].name in keys["build-summary"]
 
 
 def test_failed_shard_fails_the_run_and_a_retry_reruns_only_that_shard(stack: Stack) -> None:
@@ -298,7 +316,7 @@ def test_failed_shard_fails_the_run_and_a_retry_reruns_only_that_shard(stack: St
 
     # A new run with the same parameters redoes only the unfinished shard (still failing).
     teacher.reset_counts()
-    _, again = run_pipeline(stack, p)
+    again_id, again = run_pipeline(stack, p)
     assert state(again) == "FAILED"
     assert set(questions_asked(stack)) <= shard_ids(stack, FAILED_SHARD), questions_asked(stack)
 
@@ -306,12 +324,18 @@ def test_failed_shard_fails_the_run_and_a_retry_reruns_only_that_shard(stack: St
     teacher.heal()
     teacher.reset_counts()
     retry(stack, run_id)
-    done = wait_for("the retried run to finish",
-                    lambda: (r := flow_run(stack, run_id))["state"]["type"] in
-                    ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") and r, RUN_TIMEOUT, stack)
+    done = wait_final(stack, run_id)
     assert state(done) == "COMPLETED", f"{done['state']}\n{stack.logs()}"
     assert done["run_count"] >= 2
     asked = questions_asked(stack)
     assert bad["id"] in asked and set(asked) <= shard_ids(stack, FAILED_SHARD), asked
     assert asked[bad["id"]] == REQUESTS_PER_QUESTION, asked
     assert list((stack.tmp / "store" / "pm-seed2").glob("*/dataset/*.parquet"))
+
+    # The CLI's retry (docs/prefect.md) of the second failed run: nothing left to do.
+    teacher.reset_counts()
+    cli = subprocess.run(["prefect", "flow-run", "retry", again_id], cwd=stack.tmp,
+                         env=stack.env, capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert state(wait_final(stack, again_id)) == "COMPLETED"
+    assert teacher.count() == 0, questions_asked(stack)
