@@ -2,7 +2,8 @@
 # A real S3 server for tests and local runs: single-node Ceph (one mon, one memstore
 # OSD, radosgw) on 127.0.0.1. No systemd, no Docker, no root-owned paths.
 #
-#   scripts/s3-server.sh start      start (idempotent: a running server is left alone)
+#   scripts/s3-server.sh start      start (idempotent: a running server is left alone,
+#                                   a stopped radosgw is restarted with the data kept)
 #   scripts/s3-server.sh stop       stop every daemon this script started
 #   scripts/s3-server.sh status     exit 0 when mon, osd and radosgw are up and S3 answers
 #   scripts/s3-server.sh env        print the `export AWS_...` lines for this server
@@ -25,7 +26,7 @@ set -euo pipefail
 
 DIR=${PERSONAMATH_CEPH_DIR:-/tmp/personamath-ceph}
 if [[ -f "$DIR/server.env" && "${1:-}" != start ]]; then
-    # shellcheck disable=SC1091
+    # shellcheck source=/dev/null
     source "$DIR/server.env"
 fi
 PORT=${PORT:-${PERSONAMATH_S3_PORT:-7480}}
@@ -141,16 +142,28 @@ SECRET_KEY=$SECRET_KEY
 EOF
 }
 
-is_running() { alive mon && alive osd && alive rgw && s3_answers; }
+saved_port() {  # the radosgw port of the cluster in $DIR
+    # shellcheck source=/dev/null
+    (source "$DIR/server.env" && echo "$PORT")
+}
 
 cmd_start() {
-    command -v ceph-mon >/dev/null && command -v ceph-osd >/dev/null \
-        && command -v radosgw >/dev/null \
-        || die "ceph binaries missing: run scripts/install-ceph.sh (radosgw ceph-mon ceph-osd)"
-    if [[ -f "$DIR/server.env" ]] \
-            && (source "$DIR/server.env"; ENDPOINT="http://127.0.0.1:$PORT"; is_running); then
-        log "already running at http://127.0.0.1:$(source "$DIR/server.env"; echo "$PORT")"
-        return 0
+    local bin old
+    for bin in ceph-mon ceph-osd radosgw; do
+        command -v "$bin" >/dev/null \
+            || die "ceph binaries missing: run scripts/install-ceph.sh (radosgw ceph-mon ceph-osd)"
+    done
+    if [[ -f "$DIR/server.env" ]]; then
+        old=$(saved_port)
+        if alive mon && alive osd && alive rgw \
+                && curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$old/"; then
+            log "already running at http://127.0.0.1:$old"
+            return 0
+        fi
+        if alive mon && alive osd && ! alive rgw; then  # after stop-rgw: keep the data
+            PORT=$old ENDPOINT="http://127.0.0.1:$old" cmd_start_rgw
+            return 0
+        fi
     fi
     local t0=$SECONDS
     cmd_stop >/dev/null 2>&1 || true   # leftovers of a half-started or crashed cluster
@@ -191,7 +204,7 @@ cmd_stop_rgw() { kill_daemons 10 rgw; log "radosgw stopped; mon and osd keep the
 cmd_kill_rgw() { kill_daemons 0 rgw; log "radosgw killed; mon and osd keep the data"; }
 
 cmd_start_rgw() {
-    alive mon && alive osd || die "the cluster is not running: use start"
+    if ! { alive mon && alive osd; }; then die "the cluster is not running: use start"; fi
     if ! alive rgw; then
         port_busy "$PORT" && die "port $PORT on 127.0.0.1 is in use by another process"
         spawn rgw radosgw -c "$CONF" -n client.rgw.a
@@ -230,5 +243,5 @@ case "${1:-}" in
     stop-rgw) cmd_stop_rgw ;;
     kill-rgw) cmd_kill_rgw ;;
     start-rgw) cmd_start_rgw ;;
-    *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
