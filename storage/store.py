@@ -82,11 +82,6 @@ class ArtifactStore:
         if self.s3 is not None and check:
             self._check_bucket(self.s3)
 
-    @property
-    def where(self) -> str:
-        """The store for messages: its URI and, for S3, the endpoint."""
-        return f"{self.uri} at {self.s3.endpoint_label}" if self.s3 else self.uri
-
     def storage_options(self) -> dict[str, Any]:
         """fsspec options to read this store's files with pandas or datasets."""
         return self.s3.storage_options() if self.s3 else {}
