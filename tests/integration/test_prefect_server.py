@@ -91,8 +91,27 @@ def start(stack: Stack, name: str, cmd: list[str], cwd: Path,
     return proc
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (from /proc; empty elsewhere). Flow runs started by a
+    worker may sit in their own session, out of reach of a group kill."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
 def stop(proc: subprocess.Popen) -> None:
-    """TERM the process group, KILL it if it lingers (and any straggler in it)."""
+    """TERM the process group, KILL it if it lingers, then any descendant left over."""
+    below = descendants(proc.pid)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -101,6 +120,9 @@ def stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=5)
+    for pid in below:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def wait_for(what: str, check: Any, timeout: float, stack: Stack, proc: str = "") -> Any:
