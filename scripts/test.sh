@@ -8,9 +8,8 @@ cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 python3 -m pip install -q -c .ci/constraints.txt -e ".[local,dev,train]"
 bash scripts/install-ceph.sh
-bash scripts/s3-server.sh start
-trap 'bash scripts/s3-server.sh stop >/dev/null 2>&1 || true' EXIT
-eval "$(bash scripts/s3-server.sh env)"
+# The S3 tests start their own private Ceph cluster through scripts/s3-server.sh
+# (tests/integration/s3_server.py) and stop it at the end of the session.
 # In this script every part is installed, so a missing one is a failure, not a skip.
 export PERSONAMATH_REQUIRE_S3=1 PERSONAMATH_REQUIRE_TRAIN=1 PERSONAMATH_REQUIRE_LOCAL_MODEL=1
 ruff check .

