@@ -32,9 +32,8 @@ _EMPTY_RE = re.compile(
 )
 _CHOICE_FULL_RE = re.compile(r"(?:\\text\{\s*)?\(?\s*([A-J])\s*\)?\s*\}?(?:\s*[.:])?")
 _CHOICE_PREFIX_RE = re.compile(
-    r"(?:(?:option|choice|answer)\s*:?\s*)?(?:\\text\{\s*)?(?:\(([A-J])\)|([A-J])\))"
-    r"|(?:option|choice)\s+\(?([A-J])\)?\s*$",
-    re.I,
+    r"(?:(?i:option|choice|answer)\s*:?\s*)?(?:\\text(?:bf)?\{\s*)?(?:\(([A-J])\)|([A-J])\))"
+    r"|(?i:option|choice)\s+\(?([A-J])\)?\s*$"
 )
 _MATRIX_RE = re.compile(
     r"\\begin\{([a-zA-Z]*matrix\*?|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}", re.S
@@ -74,7 +73,7 @@ class Scalar:
 
 @dataclass(frozen=True)
 class Based:
-    """An integer written in a base: ``10110_2`` (``base`` None when no subscript)."""
+    """A numeral written with a base subscript: ``10110_2``, ``1A_{16}``, ``0.0011_2``."""
 
     digits: str
     base: int

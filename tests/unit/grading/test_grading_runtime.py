@@ -52,6 +52,22 @@ def test_cooperative_deadline_stops_the_worker() -> None:
     assert stopped.wait(1.0)
 
 
+def test_workers_are_reused_and_abandoned_on_timeout() -> None:
+    names: set[int] = set()
+    for _ in range(5):
+        names.add(run_with_deadline(threading.get_ident, 1.0))
+    assert len(names) == 1  # one idle worker served every call
+    hung: list[int] = []
+
+    def slow() -> None:
+        hung.append(threading.get_ident())
+        time.sleep(0.5)
+
+    with pytest.raises(GradingTimeout):
+        run_with_deadline(slow, 0.05)
+    assert run_with_deadline(threading.get_ident, 1.0) != hung[0]  # never reused
+
+
 def test_errors_propagate_from_the_worker() -> None:
     with pytest.raises(ZeroDivisionError):
         run_with_deadline(lambda: 1 / 0, 1.0)
@@ -110,6 +126,8 @@ def test_batch_cli_in_order_with_bad_lines(
 def test_batch_cli_parallel_matches_serial(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Populate the parent's idle worker pool first: forked children must not use it.
+    assert verify("x^2 - 1", "(x-1)(x+1)").correct
     golds = ["\\frac{1}{2}", "[2,5)", "3", "x=2", "\\text{(C)}"]
     preds = ["0.5", "(2,5)", "\\boxed{3}", "y=2", "C"]
     lines = [json.dumps({"pred": preds[i % 5], "gold": golds[i % 5]}) for i in range(600)]
