@@ -38,11 +38,12 @@ class _Worker:
 
     def __init__(self) -> None:
         self.jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self.abandoned = False
         thread = threading.Thread(target=self._loop, name="grading-worker", daemon=True)
         thread.start()
 
     def _loop(self) -> None:
-        while True:
+        while not self.abandoned:  # an abandoned worker exits once its job ends
             self.jobs.get()()
 
 
@@ -94,7 +95,8 @@ def run_with_deadline(fn: Callable[[], T], timeout_s: float) -> T:
     worker = _acquire()
     worker.jobs.put(job)
     if not done.wait(timeout_s):
-        raise GradingTimeout(f"no verdict within {timeout_s:g}s")  # worker abandoned
+        worker.abandoned = True
+        raise GradingTimeout(f"no verdict within {timeout_s:g}s")
     _release(worker)
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
