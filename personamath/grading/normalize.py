@@ -128,7 +128,19 @@ def strip_units(s: str) -> str:
     while prev != s:
         prev = s
         s = _PLAIN_UNIT_RE.sub("", s).rstrip()
-    return s
+    return _TRAILING_WORDS_RE.sub(_drop_label_words, s)
+
+
+# "5 apples", "12 red marbles": up to three plain words after a number label it.
+_TRAILING_WORDS_RE = re.compile(r"(?<=\d)\s+([A-Za-z]{3,}(?:\s+[A-Za-z]{2,}){0,2})\.?$")
+_FILLER_RE = re.compile(r"^(?:approximately|approx\.?|about|roughly|around|exactly|only)\s+", re.I)
+
+
+def _drop_label_words(m: re.Match[str]) -> str:
+    from personamath.grading.tokens import MATH_WORDS
+
+    words = m.group(1).lower().split()
+    return m.group(0) if any(w in MATH_WORDS for w in words) else ""
 
 
 def _unbox(s: str) -> str:
@@ -184,6 +196,7 @@ def clean(s: str) -> str:
     s = re.sub(r"\\hbox\b", r"\\text", s)
     s = s.replace("$", "")
     s = re.sub(r"(?<![.\d])[.,;:]\s*$", "", s.strip()).strip()
+    s = _FILLER_RE.sub("", s)
     s = strip_units(s)
     s = re.sub(r"\s+", " ", s).strip()
     s = re.sub(r"(?<![.\d])[.,;:]\s*$", "", s).strip()

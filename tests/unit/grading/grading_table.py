@@ -672,4 +672,13 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("decimal", "2.5", "2.54", C),
     ("decimal", "2.5", "2.55", I),
     ("decimal", "17", "17.4", I),
+    # -- words around a number ---------------------------------------------------------
+    ("units", "5", "The answer is 5 apples.", C),
+    ("units", "5", "about 5", C),
+    ("units", "5", "approximately 5 cm", C),
+    ("units", "12", "12 red marbles", C),
+    ("units", "13", "12 red marbles", I),
+    ("text", "\\text{June 20}", "June 20", C),
+    ("text", "\\text{June 20}", "June 21", I),
+    ("plain", "2\\pi", "2 pi", C),
 ]
