@@ -90,6 +90,7 @@ class Seq:
     items: tuple[Answer, ...]
     left: str = ""
     right: str = ""
+    alternatives: bool = False  # a list joined by "or": "x + 11 or 11 + x"
 
     def show(self) -> str:
         inner = ", ".join(item.show() for item in self.items)
@@ -288,7 +289,11 @@ def parse_tokens_answer(toks: list[Tok]) -> Answer:
     """Structure of a token list: list, union, relation, bracketed collection, scalar."""
     parts = _split_top(toks, {",", ";"})
     if len(parts) > 1:
-        return Seq("list", tuple(parse_tokens_answer(p) for p in parts))
+        alternatives = any(
+            t.value.strip().lower() == "or" for t in toks if t.kind in ("sep", "text")
+        )
+        items = tuple(parse_tokens_answer(p) for p in parts)
+        return Seq("list", items, alternatives=alternatives)
     toks = parts[0] if parts else []
     if not toks:
         raise ParseError("empty answer")

@@ -86,8 +86,8 @@ def same(g: Answer, p: Answer) -> Result:
     if isinstance(g, Seq) and isinstance(p, Seq):
         return _seq(_named_tuple(g, p), _named_tuple(p, g))
     if isinstance(p, Seq) and p.kind == "list" and isinstance(g, Scalar):
-        # "x + 11 or 11 + x": every listed form must equal the single gold.
-        if all(same(g, item).equal for item in p.items):
+        # "x + 11 or 11 + x": alternative forms, every one of which equals the gold.
+        if p.alternatives and all(same(g, item).equal for item in p.items):
             return Result(True, "every listed form equals the gold")
         return Result(False, "a list for a single answer")
     if isinstance(g, Matrix) or isinstance(p, Matrix):

@@ -99,12 +99,17 @@ def last_boxed(text: str) -> str | None:
     if not boxes:
         return None
     group = [boxes[-1]]
+    joiners: list[str] = []
     for box in reversed(boxes[:-1]):
         between = text[box[2] : group[0][1]]
         if len(between) > 40 or "\n" in between or not _JOINER_RE.fullmatch(between):
             break
         group.insert(0, box)
-    return ", ".join(content for content, _, _ in group)
+        joiners.insert(0, " or " if re.search(r"\bor\b", between) else ", ")
+    out = group[0][0]
+    for joiner, (content, _, _) in zip(joiners, group[1:], strict=True):
+        out += joiner + content
+    return out
 
 
 def _strip_answer(s: str) -> str:

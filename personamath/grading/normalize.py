@@ -76,7 +76,7 @@ def _replace_thousands(s: str) -> str:
     group after it has exactly three digits and no space follows the comma, so that
     ``0,4`` or ``2, 500`` stay lists.
     """
-    s = re.sub(r"(?<=\d)(?:\{,\}|,\\!|,\\,|\\,|\\ |\\!|\{\\,\})(?=\d{3}(?!\d))", "", s)
+    s = re.sub(r"(?<=\d)(?:\{,\}|,\s*\\!\s*|,\\,|\\,|\\ |\\!|\{\\,\})(?=\d{3}(?!\d))", "", s)
     s = re.sub(r"(?<=\d)\{,\}(?=\d)", "", s)
 
     def join(m: re.Match[str]) -> str:

@@ -681,4 +681,8 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("text", "\\text{June 20}", "June 20", C),
     ("text", "\\text{June 20}", "June 21", I),
     ("plain", "2\\pi", "2 pi", C),
+    ("thousands", "111111111", "111, \\! 111, \\! 111", C),
+    ("thousands", "111", "111, \\! 111, \\! 111", I),
+    ("list", "2", "2, 2", I),
+    ("list", "1", "$\\boxed{-2}$ or $\\boxed{1}$", I),
 ]
