@@ -185,7 +185,8 @@ def _is_text(s: str) -> bool:
     if fold_text(s) in _SHORT_WORDS:
         return True
     whole = _TEXT_WRAP_RE.fullmatch(s.strip())
-    return bool(whole and re.search(r"[A-Za-z]", whole.group(1)))
+    content = re.sub(r"\b(?:and|or)\b", " ", whole.group(1)) if whole else ""
+    return bool(whole and re.search(r"[A-Za-z]", content))
 
 
 def based_value(digits: str, base: int) -> Fraction:
@@ -384,6 +385,9 @@ def parse_clean(s: str) -> Answer:
         return Text(f"invalid base-{based.group(2)} numeral {based.group(1)}")
     if _is_text(s) or _TIME_RE.fullmatch(s):
         return Text(fold_text(s))
+    whole = _TEXT_WRAP_RE.fullmatch(s)
+    if whole:  # \text{5 and 7}: only numbers and connectives inside
+        s = whole.group(1)
     try:
         return parse_tokens_answer(tokenize(s))
     except TokenizeError as exc:

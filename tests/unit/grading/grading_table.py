@@ -685,4 +685,6 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("thousands", "111", "111, \\! 111, \\! 111", I),
     ("list", "2", "2, 2", I),
     ("list", "1", "$\\boxed{-2}$ or $\\boxed{1}$", I),
+    ("list", "\\text{5 and 7}", "5, 7", C),
+    ("list", "\\text{5 and 7}", "5, 8", I),
 ]
