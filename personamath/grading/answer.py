@@ -20,7 +20,7 @@ from personamath.grading.normalize import clean
 from personamath.grading.tokens import CLOSERS, MATH_WORDS, OPENERS, Tok, TokenizeError, tokenize
 
 RELATIONS = {
-    "=": "=", "==": "=", "\\approx": "=", "<": "<", "\\lt": "<", ">": ">", "\\gt": ">",
+    "=": "=", "==": "=", "\\approx": "≈", "≈": "≈", "<": "<", "\\lt": "<", ">": ">", "\\gt": ">",
     "<=": "<=", "\\le": "<=", "\\leq": "<=", "\\leqslant": "<=", ">=": ">=", "\\ge": ">=",
     "\\geq": ">=", "\\geqslant": ">=", "!=": "!=", "\\ne": "!=", "\\neq": "!=",
 }  # fmt: skip
@@ -47,7 +47,7 @@ _SHORT_WORDS = {"yes", "no"}
 _AMPM = r"\s*(?:\\text\{)?\s*[ap]\.?\s*m\.?\s*\}?"
 _TIME_RE = re.compile(
     r"(?:0\d:[0-5]\d(?::[0-5]\d)?|\d{1,2}:[0-5]\d:[0-5]\d|\d{1,2}:00)(?:" + _AMPM + r")?"
-    r"|\d{1,2}:[0-5]\d" + _AMPM
+    r"|\d{1,2}(?::[0-5]\d)?" + _AMPM
 )
 _TEXT_SYNONYMS = {"dne": "does not exist", "doesn t exist": "does not exist", "y": "yes",
                   "n": "no", "true": "yes", "false": "no"}  # fmt: skip

@@ -410,7 +410,13 @@ def _relation(g: Answer, p: Answer) -> Result:
     shows_value = rel is p and isinstance(value, Scalar) and not value.expr.free_symbols
     if not (_is_label(rel.parts[0]) or shows_value):
         return Result(False, "equation vs value")
-    r = same(value, other) if rel is g else same(other, value)
+    values = [value]
+    if "≈" in rel.ops:  # "sqrt(2) ≈ 1.414" gives both the exact and the rounded value
+        values.insert(0, rel.parts[rel.ops.index("≈")])
+    for v in values:
+        r = same(v, other) if rel is g else same(other, v)
+        if r.equal:
+            break
     return Result(r.equal, f"value of the equation: {r.reason}")
 
 
@@ -521,8 +527,9 @@ _OP_SET: dict[str, Callable[[sympy.Expr], sympy.Set]] = {
     ">=": lambda c: sympy.Interval(c, sympy.oo),
     "!=": lambda c: sympy.Complement(sympy.Reals, sympy.FiniteSet(c)),
     "=": lambda c: sympy.FiniteSet(c),
+    "≈": lambda c: sympy.FiniteSet(c),
 }
-_FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "!=": "!=", "=": "="}
+_FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "!=": "!=", "=": "=", "≈": "≈"}
 
 
 def _relation_set(rel: Relation) -> sympy.Set | None:
@@ -558,7 +565,7 @@ def _solve_piece(
 ) -> sympy.Set | None:
     """Solve one comparison over the reals (``|x| < 3``); None if sympy cannot."""
     builders = {"<": sympy.Lt, "<=": sympy.Le, ">": sympy.Gt, ">=": sympy.Ge, "=": sympy.Eq,
-                "!=": sympy.Ne}  # fmt: skip
+                "!=": sympy.Ne, "≈": sympy.Eq}  # fmt: skip
     real = sympy.Symbol(var.name, real=True)
     check_deadline()
     try:

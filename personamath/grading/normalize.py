@@ -106,12 +106,16 @@ def _unwrap_text_commands(s: str) -> str:
 
 
 def _is_unit_text(content: str) -> bool:
+    """Prose after a value (``\\text{ cm}``, ``\\text{ of the pie}``) is a label.
+
+    Connectives (``\\text{ and }``) and anything with digits or brackets are not.
+    """
     words = re.findall(r"[A-Za-z]+", content)
-    if not words or re.search(r"[\d()]", content):
+    if not words or len(words) > 6 or re.search(r"[\d()\\]", content):
         return False
-    return all(w.lower() in UNIT_WORDS for w in words) or (
-        len(words) <= 3 and all(len(w) >= 3 for w in words)
-    )
+    if re.fullmatch(r"\s*[ap]\.?\s*m\.?\s*", content, re.I):  # a clock time's a.m./p.m.
+        return False
+    return not (len(words) == 1 and words[0].lower() in ("and", "or"))
 
 
 def strip_units(s: str) -> str:
@@ -173,6 +177,7 @@ def clean(s: str) -> str:
     s = re.sub(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)(?![a-zA-Z])",
                "", s)  # fmt: skip
     s = re.sub(r"\{([^{}]*)\\over(?![a-zA-Z])([^{}]*)\}", r"\\frac{\1}{\2}", s)
+    s = re.sub(r"\{([^{}]*)\\choose(?![a-zA-Z])([^{}]*)\}", r"\\binom{\1}{\2}", s)
     s = re.sub(r"\\[dtc]frac(?![a-zA-Z])", r"\\frac", s)
     s = re.sub(r"\\infin(?![a-zA-Z])", r"\\infty", s)
     s = re.sub(r"^(?:=|\\approx(?![a-zA-Z])|≈)\s*", "", s.strip())

@@ -687,4 +687,12 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("list", "1", "$\\boxed{-2}$ or $\\boxed{1}$", I),
     ("list", "\\text{5 and 7}", "5, 7", C),
     ("list", "\\text{5 and 7}", "5, 8", I),
+    # -- labels, approximations, binomials ---------------------------------------------
+    ("units", "\\frac12", "\\frac{1}{2}\\text{ of the pie}", C),
+    ("equation", "\\sqrt2", "\\sqrt{2} \\approx 1.414", C),
+    ("equation", "1.414", "\\sqrt{2} \\approx 1.414", C),
+    ("equation", "1.5", "\\sqrt{2} \\approx 1.414", I),
+    ("function", "120", "{10 \\choose 3}", C),
+    ("text", "9\\text{ a.m.}", "9 am", C),
+    ("text", "9\\text{ a.m.}", "9 pm", I),
 ]
