@@ -8,10 +8,11 @@ Rules (gold first, prediction second; each rule is exercised by near-miss tests)
   values are never rounded: 0.333 is not 1/3 and 1/3 is not 0.333, 3.14 is not pi,
   and no decimal, however long, equals a value whose expansion does not terminate.
   Tolerances exist only between two plain decimals and are scaled to the digits
-  given: a decimal prediction with more digits than a decimal gold is correct when
-  it rounds to it (3.1416 for 3.14; not 3.15, not a tie such as 3.75 for 3.7); and a
-  decimal of 12+ significant digits (``0.30000000000000004``) matches a terminating
-  value within double-precision noise (relative 1e-14).
+  given. An unrounded decimal prediction, with at least two more digits than a
+  decimal gold, is correct when it rounds to the gold (3.1416 or 3.14159 for 3.14;
+  not 3.1512, and not 0.63 for 0.6: one extra digit reads as a different answer).
+  A decimal of 12+ significant digits (``0.30000000000000004``) matches a
+  terminating value within double-precision noise (relative 1e-14).
 * Percent: ``50%`` equals ``50`` and ``0.5`` when the other side has no percent sign.
   Degrees: ``45°`` equals ``45``; inside a trigonometric function it is an angle.
 * Tuples are ordered and, for two items, the brackets matter (``(2,5)`` is not
@@ -219,11 +220,12 @@ def values_equal(
 
 
 def rounds_to(size: sympy.Expr | Fraction, gdec: tuple[int, ...], pdec: tuple[int, ...]) -> bool:
-    """A decimal prediction with more digits than a decimal gold, rounding to it.
+    """An unrounded decimal prediction (2+ more digits than a decimal gold) rounding to it.
 
-    ``size`` is |gold - prediction|; ties (3.75 for 3.7) do not count.
+    ``size`` is |gold - prediction|. One extra digit does not count (0.63 is a different
+    answer from 0.6 far more often than it is 0.6 unrounded), nor do ties (3.75, 3.7).
     """
-    if len(gdec) != 1 or len(pdec) != 1 or pdec[0] <= gdec[0]:
+    if len(gdec) != 1 or len(pdec) != 1 or pdec[0] < gdec[0] + 2:
         return False
     return bool(size * 2 * 10 ** gdec[0] < 1)
 
