@@ -129,11 +129,15 @@ def _after_marker(text: str, pattern: re.Pattern[str]) -> str | None:
     matches = list(pattern.finditer(text))
     for m in reversed(matches):
         rest = text[m.end() :]
+        if not rest.split("\n", 1)[0].strip(" *:#"):  # "**Final Answer**" on its own line
+            rest = rest.lstrip(" *:#\n")
         hope = re.search(r"\.?\s*I hope it is correct", rest)
         line = rest[: hope.start()] if hope else rest.split("\n", 1)[0]
         line = _CLAUSE_RE.split(line, maxsplit=1)[0]
         line = re.split(r"(?<=[^\d\s])\.\s+[A-Z]|\.\s*$", line, maxsplit=1)[0]
         cleaned = _strip_answer(line)
+        if cleaned and not looks_bare(cleaned):  # prose after the marker: find its value
+            cleaned = _last_math_span(cleaned) or _last_number(cleaned) or cleaned
         if cleaned:
             return cleaned
     return None

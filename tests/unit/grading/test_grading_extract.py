@@ -61,6 +61,10 @@ def test_unbalanced_box_falls_back() -> None:
         ("The correct answer is (B).", "(B)"),
         ("Let me check each option: (A) is 5, so 12.", "12"),
         ("15 * 8 = <<15*8=120>>120 pints", "15 * 8 = 120 pints"),
+        ("**Final Answer**\n\nThe total is 5.", "5"),
+        ("The final answer is that there are $\\frac{3}{4}$ of them.", "\\frac{3}{4}"),
+        ("The answer is 5 apples.", "5 apples"),
+        ("The answer is $(2, 5]$.", "(2, 5]"),
     ],
 )
 def test_extract_fallbacks(text: str, expected: str) -> None:
