@@ -13,6 +13,7 @@ from prefect.artifacts import (
 )
 from prefect.futures import as_completed
 
+from flows.results import result_storage_for
 from personamath.runner import RunContext, valid_manifest
 from personamath.settings import Settings, demo_settings, load_settings
 
@@ -38,9 +39,11 @@ def run_shards(task_fn: Any, ctx: RunContext, step: str, n: int) -> list[dict[st
     store = ctx.store()
     step_dir = ctx.step(step)
     futures = {}
+    storage = result_storage_for(ctx.settings.store)
+    base_fn = task_fn.with_options(result_storage=storage) if storage else task_fn
     for i in range(n):
         done = valid_manifest(store, step_dir, i) is not None
-        fn = task_fn if done else task_fn.with_options(refresh_cache=True)
+        fn = base_fn if done else base_fn.with_options(refresh_cache=True)
         futures[fn.submit(ctx.settings, ctx.fingerprint, i, step=step)] = i
     artifact_id = _progress(step, 0.0, n)
     results, failed = [], []

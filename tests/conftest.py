@@ -11,4 +11,6 @@ os.environ.setdefault("PREFECT_HOME", _HOME)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("PREFECT_API_URL", "")
+# Never talk to a server configured in the developer's shell: tests that need a real
+# server start their own (tests/integration/test_prefect_server.py).
+os.environ.pop("PREFECT_API_URL", None)

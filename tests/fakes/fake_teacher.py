@@ -602,6 +602,7 @@ def load_script(path: str) -> Responder:
     if spec is None or spec.loader is None:
         raise SystemExit(f"cannot load script {p}")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses in the script look their module up here
     spec.loader.exec_module(module)
     fn = getattr(module, "respond", None) or getattr(module, "responder", None)
     if fn is None:
