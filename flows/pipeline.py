@@ -24,6 +24,7 @@ def pipeline_flow(settings: Settings | None = None,
     stage2_flow(settings=s)
     summary = build_flow(settings=s)
     logger.info("dataset: %s (%d rows)", summary["dataset_uri"], summary["build"]["rows_out"])
+    _parent_summary(summary)
     if s.run_finetune and summary["build"]["rows_out"] == 0:
         logger.warning("the dataset has no rows: fine-tuning skipped")
     elif s.run_finetune or s.run_evaluate:
@@ -36,3 +37,16 @@ def _train_and_evaluate(s: Settings, dataset_uri: str) -> dict[str, Any]:
     from flows.finetune import run_training_and_eval
 
     return run_training_and_eval(dataset_uri, s)
+
+
+def _parent_summary(summary: dict[str, Any]) -> None:
+    """The run summary on the parent run too, where UI users look first."""
+    from prefect.artifacts import create_markdown_artifact
+
+    from personamath.report import summary_markdown
+
+    try:
+        create_markdown_artifact(markdown=summary_markdown(summary), key="pipeline-summary",
+                                 description=f"PersonaMathQA: {summary['dataset_uri']}")
+    except Exception as err:  # noqa: BLE001 - an artifact is a courtesy, never a failure
+        get_run_logger().warning("could not create the summary artifact: %s", err)

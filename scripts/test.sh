@@ -11,6 +11,7 @@ bash scripts/install-ceph.sh
 # The S3 tests start their own private Ceph cluster through scripts/s3-server.sh
 # (tests/integration/s3_server.py) and stop it at the end of the session.
 # In this script every part is installed, so a missing one is a failure, not a skip.
-export PERSONAMATH_REQUIRE_S3=1 PERSONAMATH_REQUIRE_TRAIN=1 PERSONAMATH_REQUIRE_LOCAL_MODEL=1
+export PERSONAMATH_REQUIRE_S3=1 PERSONAMATH_REQUIRE_TRAIN=1 PERSONAMATH_REQUIRE_LOCAL_MODEL=1 \
+    PERSONAMATH_REQUIRE_COMPOSE=1
 ruff check .
 python3 -m pytest -q -ra --durations=15 "$@"
