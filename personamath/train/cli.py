@@ -85,13 +85,14 @@ def evaluate_cmd(
     store: str = typer.Option("file://./artifacts", "--store", "--output"),
     max_new_tokens: int = typer.Option(2048, "--max-new-tokens"),
     batch_size: int = typer.Option(8, "--batch-size"),
+    shard_size: int = typer.Option(50, "--shard-size", help="Generations committed together."),
     n_threads: int | None = typer.Option(None, "--threads"),
     prefect: bool = typer.Option(True, "--prefect/--no-prefect", help="Run as a Prefect flow."),
 ) -> None:
     """Evaluate a model (greedy, graded); stored generations are never regenerated."""
     settings = EvalSettings(model=model, benchmarks=benchmark, backend=backend, limit=limit,
                             store=store, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                            n_threads=n_threads)
+                            shard_size=shard_size, n_threads=n_threads)
     result = _run("evaluate", settings, prefect)
     _emit(result)
 

