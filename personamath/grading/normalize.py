@@ -21,7 +21,7 @@ _UNICODE = {
     "₹": "", "＄": "", "’": "'", "θ": "\\theta ", "α": "\\alpha ", "β": "\\beta ",
     "½": "\\frac{1}{2}", "⅓": "\\frac{1}{3}", "⅔": "\\frac{2}{3}", "¼": "\\frac{1}{4}",
     "¾": "\\frac{3}{4}", "⅕": "\\frac{1}{5}", "⅙": "\\frac{1}{6}", "⅛": "\\frac{1}{8}",
-    "⅜": "\\frac{3}{8}", "⅝": "\\frac{5}{8}", "⅞": "\\frac{7}{8}", "ℝ": "\\mathbb{R}",
+    "∈": "\\in ", "⅜": "\\frac{3}{8}", "⅝": "\\frac{5}{8}", "⅞": "\\frac{7}{8}", "ℝ": "\\mathbb{R}",
 }  # fmt: skip
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
 
@@ -202,6 +202,9 @@ def clean(s: str) -> str:
     s = s.replace("$", "")
     s = re.sub(r"(?<![.\d])[.,;:]\s*$", "", s.strip()).strip()
     s = _FILLER_RE.sub("", s)
+    # "2 1/2" written in plain text is a mixed number, as 2\frac12 is in LaTeX.
+    s = re.sub(r"^(-?\d+)\s+(\d+)\s*/\s*(\d+)$", r"\1\\frac{\2}{\3}", s)
+    s = re.sub(r"\(([0-9A-Za-z]+)\)_", r"\1_", s)  # (10110)_2
     s = strip_units(s)
     s = re.sub(r"\s+", " ", s).strip()
     s = re.sub(r"(?<![.\d])[.,;:]\s*$", "", s).strip()

@@ -695,4 +695,8 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("function", "120", "{10 \\choose 3}", C),
     ("text", "9\\text{ a.m.}", "9 am", C),
     ("text", "9\\text{ a.m.}", "9 pm", I),
+    ("mixed", "\\frac52", "2 1/2", C),
+    ("mixed", "\\frac12", "2 1/2", I),
+    ("interval", "[2,5)", "x ∈ [2,5)", C),
+    ("base", "10110_2", "(10110)_2", C),
 ]
