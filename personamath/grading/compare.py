@@ -185,8 +185,12 @@ def _scalar(g: Scalar, p: Scalar) -> Result:
 
 
 def _swap_j(a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
-    """Read ``j`` as the imaginary unit when the other side is complex and has no j."""
-    if _J in b.free_symbols and _J not in a.free_symbols and a.has(sympy.I):
+    """Read ``j`` in ``b`` as the imaginary unit when that is unambiguous.
+
+    That is when ``b`` has no ``i`` of its own (``i + j`` is two unit vectors) and the
+    other side is complex without a ``j``.
+    """
+    if _J in b.free_symbols and not b.has(sympy.I) and _J not in a.free_symbols and a.has(sympy.I):
         return b.subs(_J, sympy.I)
     return b
 

@@ -699,4 +699,7 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("mixed", "\\frac12", "2 1/2", I),
     ("interval", "[2,5)", "x ∈ [2,5)", C),
     ("base", "10110_2", "(10110)_2", C),
+    ("complex", "i + j", "2i", I),
+    ("complex", "2i", "i + j", I),
+    ("complex", "1-2i", "1-2j", C),
 ]
