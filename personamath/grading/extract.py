@@ -40,6 +40,7 @@ _BOLD_RE = re.compile(r"\*\*([^*\n]{1,120}?)\*\*")
 _NUMBER_RE = re.compile(r"[-−]?\d[\d,]*(?:\.\d+)?(?:/\d+)?|[-−]?\.\d+")
 _WORD_RE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
 _TEXT_CMD_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox|textit|operatorname)\s*\{[^{}]*\}")
+_CONNECTIVE_RE = re.compile(r"^(?:so|thus|therefore|hence|then|finally)\b\s*,?\s*", re.I)
 _CALC_RE = re.compile(r"<<[^<>\n]{0,200}>>")
 _CLAUSE_RE = re.compile(r",?\s+(?:since|because|which|as this|so that|given that)\b", re.I)
 _JOINER_RE = re.compile(r"[\s$]*(?:,|and|or|,\s*and)?[\s$]*(?:[a-zA-Z]_?\d?\s*=\s*)?[\s$]*")
@@ -115,6 +116,7 @@ def last_boxed(text: str) -> str | None:
 def _strip_answer(s: str) -> str:
     """Trim math delimiters and trailing sentence punctuation around an answer."""
     s = s.strip().strip("*").strip()
+    s = _CONNECTIVE_RE.sub("", s)
     s = _TAIL_RE.sub("", s).strip()
     for left, right in (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$")):
         if s.startswith(left) and s.endswith(right) and len(s) >= len(left) + len(right):
@@ -165,7 +167,7 @@ def _last_bold(text: str) -> str | None:
 
 def looks_bare(text: str) -> bool:
     """True when ``text`` reads as an answer rather than as prose around one."""
-    s = text.strip()
+    s = _CONNECTIVE_RE.sub("", text.strip())
     if not s or len(s) > 160 or "\n" in s.strip():
         return False
     s = re.sub(r"\\(?:begin|end)\{[^}]*\}(?:\{[^}]*\})?", " ", s)

@@ -702,4 +702,7 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("complex", "i + j", "2i", I),
     ("complex", "2i", "i + j", I),
     ("complex", "1-2i", "1-2j", C),
+    ("extraction", "5", "Therefore, x = 5.", C),
+    ("extraction", "5", "Therefore, x = 6.", I),
+    ("extraction", "5", "So 5.", C),
 ]
