@@ -32,6 +32,21 @@ def resolve_settings(settings: Settings | dict | None, config_path: str | None) 
     return demo_settings()
 
 
+def run_stage(settings: Settings | dict | None, config_path: str | None, step: str,
+              task_fn: Any) -> dict[str, Any]:
+    """The body of the stage1 and stage2 flows: check the key, ingest (cached), fan the
+    step's shards out, publish the per-shard table."""
+    from tasks.shards import ingest_task
+
+    s = resolve_settings(settings, config_path)
+    s.teacher.check_key()
+    ctx = RunContext.create(s)
+    info = ingest_task(s, ctx.fingerprint)
+    results = run_shards(task_fn, ctx, step, info["shards"])
+    stage_table(step, results)
+    return {"fingerprint": ctx.fingerprint, "shards": len(results), "ingest": info}
+
+
 def run_shards(task_fn: Any, ctx: RunContext, step: str, n: int) -> list[dict[str, Any]]:
     """Submit one task per shard, track progress in a UI artifact, and fail with the
     list of failed shards once every shard has finished."""

@@ -175,6 +175,13 @@ class ShardWorker:
         rows = [r for r in await asyncio.gather(*(one(i) for i in range(k))) if r]
         return rows, k
 
+    async def accept(self, q: Question, a: Attempt, k: int, stage: int) -> None:
+        """A verified question: its own row, K persona rewrites, and its outcome."""
+        rows, tried = await self.rewrites(q, k, stage)
+        self.result.rows.extend([self.row(q, q.question, a, stage), *rows])
+        self.result.outcomes.append(Outcome(q.id, q.dataset, stage, "accepted", "",
+                                            1 + len(rows), tried, len(rows), ""))
+
     def tick(self) -> None:
         self.done += 1
         progress.report(self.step, self.done, self.total)
@@ -204,10 +211,7 @@ async def stage1_shard(questions: list[Question], settings: Settings, engine: An
             w.result.outcomes.append(Outcome(q.id, q.dataset, 1, "to_stage2", a.status, 0, 0, 0,
                                              a.text, a.reason))
         else:
-            rows, tried = await w.rewrites(q, settings.k1, 1)
-            w.result.rows.extend([w.row(q, q.question, a, 1), *rows])
-            w.result.outcomes.append(Outcome(q.id, q.dataset, 1, "accepted", "", 1 + len(rows),
-                                             tried, len(rows), ""))
+            await w.accept(q, a, settings.k1, 1)
         w.tick()
 
     await gather_all(one(q) for q in questions)
@@ -230,10 +234,7 @@ async def stage2_shard(failures: list[Failure], settings: Settings, engine: Any)
             w.result.outcomes.append(Outcome(q.id, q.dataset, 2, "rejected", failure_reason(a),
                                              0, 0, 0, a.text, a.reason))
         else:
-            rows, tried = await w.rewrites(q, settings.k2, 2)
-            w.result.rows.extend([w.row(q, q.question, a, 2), *rows])
-            w.result.outcomes.append(Outcome(q.id, q.dataset, 2, "accepted", "", 1 + len(rows),
-                                             tried, len(rows), ""))
+            await w.accept(q, a, settings.k2, 2)
         w.tick()
 
     await gather_all(one(f) for f in failures)

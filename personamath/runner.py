@@ -141,15 +141,15 @@ def shard_questions(ctx: RunContext, store: ArtifactStore, shard: int) -> list[Q
 
 # -- stage shards -------------------------------------------------------------------
 def run_stage1_shard(ctx: RunContext, shard: int) -> dict[str, Any]:
-    store = ctx.store()
-    step = ctx.step(STEP_STAGE1)
-    manifest = valid_manifest(store, step, shard)
-    if manifest is not None:
-        return {"shard": shard, "skipped": True, **manifest.counts}
-    questions = shard_questions(ctx, store, shard)
-    result, engine_stats, wall = _run(ctx, lambda e: stage1_shard(questions, ctx.settings, e),
-                                      f"{step}/ledger/shard-{shard:05d}")
-    return _commit(store, step, shard, result, engine_stats, wall, len(questions))
+    """Stage 1 on the questions of `shard` (skipped when already committed)."""
+    return _stage_shard(ctx, STEP_STAGE1, shard, shard_questions,
+                        lambda items, e: stage1_shard(items, ctx.settings, e))
+
+
+def run_stage2_shard(ctx: RunContext, shard: int) -> dict[str, Any]:
+    """Stage 2 on the questions Stage 1 shard `shard` got wrong."""
+    return _stage_shard(ctx, STEP_STAGE2, shard, stage1_failures,
+                        lambda items, e: stage2_shard(items, ctx.settings, e))
 
 
 def stage1_failures(ctx: RunContext, store: ArtifactStore, shard: int) -> list[Failure]:
@@ -164,16 +164,19 @@ def stage1_failures(ctx: RunContext, store: ArtifactStore, shard: int) -> list[F
             if q.id in wanted]
 
 
-def run_stage2_shard(ctx: RunContext, shard: int) -> dict[str, Any]:
+def _stage_shard(ctx: RunContext, step_name: str, shard: int, load: Any,
+                 work: Any) -> dict[str, Any]:
+    """The idempotent shell of every stage shard: skip a committed shard, else load its
+    inputs, run the work with a ledger-backed engine, and commit."""
     store = ctx.store()
-    step = ctx.step(STEP_STAGE2)
+    step = ctx.step(step_name)
     manifest = valid_manifest(store, step, shard)
     if manifest is not None:
         return {"shard": shard, "skipped": True, **manifest.counts}
-    failures = stage1_failures(ctx, store, shard)
-    result, engine_stats, wall = _run(ctx, lambda e: stage2_shard(failures, ctx.settings, e),
+    items = load(ctx, store, shard)
+    result, engine_stats, wall = _run(ctx, lambda e: work(items, e),
                                       f"{step}/ledger/shard-{shard:05d}")
-    return _commit(store, step, shard, result, engine_stats, wall, len(failures))
+    return _commit(store, step, shard, result, engine_stats, wall, len(items))
 
 
 def _run(ctx: RunContext, make_coro: Any,
