@@ -85,6 +85,8 @@ def verify(
     gold: str, prediction: str, dataset: str | None = None, timeout_s: float = 5.0
 ) -> Verdict:
     """Compare ``prediction`` (a whole response or a bare answer) with ``gold``."""
+    if prediction is None or gold is None:
+        return Verdict("error", "missing gold or prediction", None, None, None)
     gold = str(gold)
     extracted = extract_answer(str(prediction), dataset)
     if extracted is None:

@@ -141,3 +141,9 @@ def test_batch_cli_parallel_matches_serial(
 
 def test_batch_cli_missing_file(tmp_path: Path) -> None:
     assert grade_cases_cli(tmp_path / "nope.jsonl") == 2
+
+
+def test_missing_inputs_are_errors() -> None:
+    assert verify("5", None).status == "error"  # type: ignore[arg-type]
+    assert verify(None, "5").status == "error"  # type: ignore[arg-type]
+    assert verify(18, "#### 18", "gsm8k").correct  # type: ignore[arg-type]
