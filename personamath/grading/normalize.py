@@ -120,7 +120,11 @@ def _is_unit_text(content: str) -> bool:
 
 def strip_units(s: str) -> str:
     """Drop unit labels that follow a value: ``\\text{ cm}^2``, ``12 inches``, ``\\$``."""
-    s = re.sub(r"\\\$|\\dollar\b|(?<![a-zA-Z])(?:USD|Rs\.?)\s*", "", s)
+    s = re.sub(
+        r"\\\$|\\(?:dollar|textdollar|pounds|euro|textcent|cent)\b|¢|(?<![a-zA-Z])(?:USD|Rs\.?)\s*",
+        "",
+        s,
+    )
 
     def drop(m: re.Match[str]) -> str:
         return "" if _is_unit_text(m.group(1)) else m.group(0)

@@ -705,4 +705,8 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("extraction", "5", "Therefore, x = 5.", C),
     ("extraction", "5", "Therefore, x = 6.", I),
     ("extraction", "5", "So 5.", C),
+    ("currency", "50", "50¢", C),
+    ("currency", "12.5", "\\pounds 12.50", C),
+    ("currency", "7", "USD 7", C),
+    ("currency", "7", "USD 8", I),
 ]
