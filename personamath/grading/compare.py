@@ -13,13 +13,25 @@ Rules (gold first, prediction second; each rule is exercised by near-miss tests)
   not 3.1512, and not 0.63 for 0.6: one extra digit reads as a different answer).
   A decimal of 12+ significant digits (``0.30000000000000004``) matches a
   terminating value within double-precision noise (relative 1e-14).
-* Percent: ``50%`` equals ``50`` and ``0.5`` when the other side has no percent sign.
-  Degrees: ``45°`` equals ``45``; inside a trigonometric function it is an angle.
-* Tuples are ordered and, for two items, the brackets matter (``(2,5)`` is not
-  ``[2,5)``); sets and solution lists are unordered and matched one-to-one.
+* Percent: ``50%`` equals ``50`` and ``0.5`` when the other side has no percent sign
+  (never ``x * 100``: 500 is not 5). Degrees: ``45°`` equals ``45``, and ``pi/4``
+  when the other side is in radians (has pi); inside a trigonometric function a
+  degree sign makes an angle (``\\sin 60°`` is sqrt(3)/2, ``\\sin 60`` is not).
+  A percent never equals a degree.
+* Tuples are ordered and, for two items, every bracket matters (``(2,5)`` is not
+  ``[2,5)``); with three or more, ``(...)`` and ``[...]`` are both vectors. Sets and
+  solution lists are unordered and matched one-to-one (multiplicity counts); ``\\pm``
+  has been expanded into two values by the parser. ``x = 2, y = 3`` answers the pair
+  ``(2, 3)`` (values ordered by variable name). Only a list joined by "or" whose every
+  form equals a single gold (``x + 11 or 11 + x``) stands for it.
+* Matrices compare entry by entry with the same shape; ``[[1, 2], [3, 4]]`` is one.
 * ``x = 3`` stands for 3 when its left side is a bare name; ``y = 2`` is not ``x = 2``.
-  Equations with general sides are equivalent when one is a constant multiple of the
-  other. Inequalities compare as sets of reals, so ``x > 2`` equals ``(2, \\infty)``.
+  A predicted chain may show its work (``a + b = 10`` answers 10; ``sqrt(2) ≈ 1.414``
+  offers both values). Equations with general sides are equivalent when one is a
+  constant multiple of the other. Inequalities compare as sets of reals, so
+  ``x > 2`` equals ``(2, \\infty)`` and ``|x| < 3`` equals ``(-3, 3)``; an interval
+  closed at infinity is not an interval.
+* ``j`` is the imaginary unit only on a side without ``i`` facing a complex value.
 * Expressions with variables are equal when they agree at several fixed random points
   (numerical identity testing; it never returns "equal" for expressions that differ
   at any of the points).

@@ -3,7 +3,9 @@
 Order of work, cheapest first:
 
 1. extract the answer from the prediction (a bare answer is its own answer);
-2. clean both strings; identical cleaned strings are correct;
+2. clean both strings (units, currency, separators; see normalize.py); two different
+   recognised units (``5 cm`` vs ``5 m``) are incorrect, identical cleaned strings
+   are correct;
 3. plain numbers on both sides are compared exactly with ``fractions.Fraction`` (no
    sympy), under the same decimal rule as ``compare``;
 4. otherwise both are parsed (the gold parse is cached) and compared, inside a
