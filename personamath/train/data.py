@@ -11,14 +11,13 @@ import gzip
 import hashlib
 import io
 import json
-import os
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
-from storage.store import ArtifactStore
+from personamath.train.modelio import split_store_uri
 
 
 @dataclass(frozen=True)
@@ -29,13 +28,6 @@ class SftRows:
 
     def __len__(self) -> int:
         return len(self.problems)
-
-
-def _store_and_key(uri: str) -> tuple[ArtifactStore, str]:
-    if "://" not in uri:
-        uri = "file://" + os.path.abspath(uri)
-    parent, _, leaf = uri.rstrip("/").rpartition("/")
-    return ArtifactStore(parent), leaf
 
 
 def _table_from_bytes(name: str, data: bytes) -> pa.Table:
@@ -52,7 +44,7 @@ def _table_from_bytes(name: str, data: bytes) -> pa.Table:
 def read_table_uri(uri: str) -> pa.Table:
     """One table from a file, or from every .parquet file below a folder (sorted, so the
     row order and hence the digest are stable)."""
-    store, key = _store_and_key(uri)
+    store, key = split_store_uri(uri)
     if store.fs.get_file_info(store._full(key)).type == pafs.FileType.File:
         return _table_from_bytes(key, store.read_bytes(key))
     parts = [k for k in store.list(key) if k.endswith(".parquet")]

@@ -51,7 +51,10 @@ def smollm2_gguf() -> str:
 
 def split_store_uri(uri: str) -> tuple[ArtifactStore, str]:
     """'s3://bucket/prefix/a/b' -> (store at s3://bucket/prefix/a, 'b'): the last path
-    element is the key, so any folder URI can be read through an ArtifactStore."""
+    element is the key, so any file or folder URI (or plain local path) can be read
+    through an ArtifactStore."""
+    if "://" not in uri:
+        uri = "file://" + os.path.abspath(uri)
     parent, _, leaf = uri.rstrip("/").rpartition("/")
     return ArtifactStore(parent), leaf
 
