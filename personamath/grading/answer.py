@@ -42,6 +42,11 @@ _BASED_RE = re.compile(r"(-?[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)?)_\{?\(?(\d{1,2})\)?\
 _IN_PREFIX_RE = re.compile(r"^[a-zA-Z]\s*\\in\s*")
 _TEXT_WRAP_RE = re.compile(r"\\text\{([^{}]*)\}")
 _SHORT_WORDS = {"yes", "no"}
+VECTOR = ("⟨", "⟩")  # brackets of a tuple that is certainly a vector (pmatrix, \langle)
+# Set-builder notation: {x | x < 2}, {x : x < 2}, {x \mid x < 2}.
+_SET_BUILDER_RE = re.compile(
+    r"\\\{\s*[a-zA-Z]\s*(?:\\in\s*\\mathbb\{?R\}?\s*)?(?:\\mid|\||:)\s*(.+?)\s*\\\}"
+)
 # A clock time (``05:00``, ``4:51:06 p.m.``), not a ratio: two-digit minutes plus a
 # leading zero, seconds or am/pm.
 _AMPM = r"\s*(?:\\text\{)?\s*[ap]\.?\s*m\.?\s*\}?"
@@ -350,7 +355,7 @@ def _bracketed(toks: list[Tok]) -> Answer:
     if not items:
         raise ParseError("empty brackets")
     if left == "\\langle":
-        left, right = "(", ")"
+        left, right = VECTOR
     return Seq("tuple", tuple(parse_tokens_answer(p) for p in items), left, right)
 
 
@@ -361,7 +366,7 @@ def _matrix(body: str) -> Answer:
         raise ParseError("ragged matrix")
     if len(cells) == 1 or len(cells[0]) == 1:
         flat = tuple(c for row in cells for c in row)
-        return flat[0] if len(flat) == 1 else Seq("tuple", flat, "(", ")")
+        return flat[0] if len(flat) == 1 else Seq("tuple", flat, *VECTOR)
     return Matrix(tuple(cells))
 
 
@@ -372,6 +377,9 @@ def parse_clean(s: str) -> Answer:
         raise ParseError("empty answer")
     if _EMPTY_RE.fullmatch(s):
         return Empty()
+    builder = _SET_BUILDER_RE.fullmatch(s)
+    if builder:
+        return parse_clean(builder.group(1))
     choice = _CHOICE_FULL_RE.fullmatch(s) or _CHOICE_PREFIX_RE.match(s)
     if choice:
         return Choice(next(g for g in choice.groups() if g).upper())

@@ -46,6 +46,7 @@ from fractions import Fraction
 import sympy
 
 from personamath.grading.answer import (
+    VECTOR,
     Answer,
     Based,
     Choice,
@@ -340,8 +341,10 @@ def _seq(g: Seq, p: Seq) -> Result:
     if g.kind == "tuple" and p.kind == "tuple":
         same_brackets = (g.left, g.right) == (p.left, p.right)
         # With three or more items (a) and [a] are both vector notations; two items
-        # may be an interval, where every bracket counts.
-        vectors = len(g.items) > 2 and _matched(g) and _matched(p)
+        # may be an interval, where every bracket counts, unless one side is
+        # certainly a vector (a pmatrix column or \langle ... \rangle).
+        either_vector = _is_vector(g) or _is_vector(p)
+        vectors = (len(g.items) > 2 or either_vector) and _matched(g) and _matched(p)
         if not (same_brackets or vectors):
             return Result(False, "different brackets")
         return _ordered(g.items, p.items)
@@ -351,7 +354,11 @@ def _seq(g: Seq, p: Seq) -> Result:
 
 
 def _matched(a: Seq) -> bool:
-    return (a.left, a.right) in (("(", ")"), ("[", "]"))
+    return (a.left, a.right) in (("(", ")"), ("[", "]"), VECTOR)
+
+
+def _is_vector(a: Seq) -> bool:
+    return (a.left, a.right) == VECTOR
 
 
 def _ordered(gs: tuple[Answer, ...], ps: tuple[Answer, ...]) -> Result:
@@ -519,7 +526,7 @@ def as_set(a: Answer) -> sympy.Set | None:
     if isinstance(a, Union):
         parts = [as_set(x) for x in a.parts]
         return None if any(x is None for x in parts) else sympy.Union(*parts)
-    if isinstance(a, Seq) and a.kind == "tuple" and len(a.items) == 2:
+    if isinstance(a, Seq) and a.kind == "tuple" and len(a.items) == 2 and not _is_vector(a):
         lo, hi = _real(a.items[0]), _real(a.items[1])
         if lo is None or hi is None or not bool(lo <= hi):
             return None

@@ -709,4 +709,12 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("currency", "12.5", "\\pounds 12.50", C),
     ("currency", "7", "USD 7", C),
     ("currency", "7", "USD 8", I),
+    # -- vectors and set-builder notation ---------------------------------------------
+    ("vector", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "[1,2]", C),
+    ("vector", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "[1,2)", I),
+    ("vector", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\langle 1,2\\rangle", C),
+    ("vector", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "(1,2) \\cup (3,4)", I),
+    ("tuple", "(1,2)", "[1,2]", I),
+    ("interval", "(-\\infty, 2)", "\\{x \\mid x < 2\\}", C),
+    ("interval", "(-\\infty, 2)", "\\{x : x \\le 2\\}", I),
 ]
