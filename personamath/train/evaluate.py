@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from personamath.grading import GRADER_VERSION, verify
+from personamath.grading import GRADER_VERSION, Verdict, verify
 from personamath.schema import Question
 from personamath.sources import load_questions
 from personamath.train.backends import Generation, Generator, make_generator
@@ -120,7 +120,11 @@ def _gen_row(bench: str, q: Question, g: Generation) -> dict:
 def grade(bench: str, q: Question, gen: dict) -> dict:
     """One per-question record. A truncated generation is graded like any other (its
     answer may still be there); a grader failure is an `error`, never `incorrect`."""
-    verdict = verify(q.gold, gen["response"], BENCHMARKS[bench][0])
+    try:
+        verdict = verify(q.gold, gen["response"], BENCHMARKS[bench][0])
+    except Exception as err:  # noqa: BLE001 - one bad case must not stop the report
+        verdict = Verdict("error", f"grader failure: {type(err).__name__}: {err}",
+                          None, None, None)
     return {"benchmark": bench, "question_id": q.id, "question": q.question, "gold": q.gold,
             "level": q.level, "subject": q.subject, "response": gen["response"],
             "finish_reason": gen["finish_reason"], "completion_tokens": gen["completion_tokens"],

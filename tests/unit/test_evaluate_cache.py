@@ -85,3 +85,15 @@ def test_a_crash_keeps_the_committed_shards(settings) -> None:
     gen = ScriptedGenerator()
     result = run_evaluation(settings, generator=gen)
     assert result.reused == 3 and result.generated == 5  # shard 0 (3 rows) survived
+
+
+def test_a_grader_failure_is_an_error_not_a_wrong_answer(settings, monkeypatch) -> None:
+    import personamath.train.evaluate as ev
+
+    def broken(gold: str, response: str, dataset: str | None = None):
+        raise RecursionError("deeply nested latex")
+
+    monkeypatch.setattr(ev, "verify", broken)
+    result = run_evaluation(settings, generator=ScriptedGenerator())
+    overall = result.metrics["overall"]
+    assert overall["errors"] == overall["n"] == 8 and overall["correct"] == 0
