@@ -130,3 +130,25 @@ def test_trigger_runs_finetune_then_evaluate_in_process(dataset, tiny_model, tmp
     assert ev["model"] == out["finetune"]["model_uri"]
     assert ev["questions"] == 4 and ev["generated"] == 4
     assert set(ev["accuracy"]) == {"gsm8k", "math500"}
+
+
+def test_cli_finetune_then_evaluate(dataset, tiny_model, tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from personamath.train.cli import train_app
+
+    store = f"file://{tmp_path / 'store'}"
+    runner = CliRunner()
+    ft = runner.invoke(train_app, ["finetune", "--dataset", dataset, "--model", tiny_model,
+                                   "--store", store, "--max-steps", "2", "--batch-size", "8",
+                                   "--grad-accum", "1", "--max-length", "256", "--no-prefect"])
+    assert ft.exit_code == 0, ft.output
+    model_uri = json.loads(ft.output[ft.output.rindex("{\n \""):])["model_uri"]
+    args = ["evaluate", "--model", model_uri, "--benchmark", "gsm8k", "--limit", "2",
+            "--max-new-tokens", "4", "--store", store, "--no-prefect"]
+    ev = runner.invoke(train_app, args)
+    assert ev.exit_code == 0, ev.output
+    out = json.loads(ev.output[ev.output.rindex("{\n \""):])
+    assert out["questions"] == 2 and out["generated"] == 2 and "gsm8k" in out["accuracy"]
