@@ -18,13 +18,14 @@ lazily and called the way its README shows: ``verify(parse(gold), parse(pred))``
 Usage::
 
     python bench/bench_grading.py hard [--cases FILE] [--repeat 1] [--show-misses]
-    python bench/bench_grading.py self
+    python bench/bench_grading.py self [--math-verify]
     python bench/bench_grading.py throughput [--n 100000] [--workers 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import statistics
@@ -130,14 +131,21 @@ def _golds() -> list[str]:
 
 def cmd_self(args: argparse.Namespace) -> None:
     golds = _golds()
-    start = time.perf_counter()
-    agree = 0
-    for gold in golds:
-        boxed = f"So the final answer is $\\boxed{{{gold}}}$."
-        agree += verify(gold, gold).correct and verify(gold, boxed).correct
-    elapsed = time.perf_counter() - start
-    print(f"self-agreement: {agree}/{len(golds)} golds ({100 * agree / len(golds):.2f}%) "
-          f"in {elapsed:.1f}s")  # fmt: skip
+    # Math-Verify reads LaTeX only inside delimiters, so its bare form is "$gold$".
+    graders: dict[str, tuple[Grader, str]] = {f"personamath ({GRADER_VERSION})": (ours, "{}")}
+    if args.math_verify:
+        graders["math-verify"] = (math_verify_grader(), "${}$")
+    for name, (grader, bare) in graders.items():
+        start = time.perf_counter()
+        agree = 0
+        for gold in golds:
+            boxed = f"So the final answer is $\\boxed{{{gold}}}$."
+            with contextlib.suppress(Exception):  # a crash is a disagreement
+                both = grader(gold, bare.format(gold)), grader(gold, boxed)
+                agree += both == ("correct", "correct")
+        elapsed = time.perf_counter() - start
+        print(f"{name} self-agreement: {agree}/{len(golds)} golds "
+              f"({100 * agree / len(golds):.2f}%) in {elapsed:.1f}s")  # fmt: skip
 
 
 def build_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
@@ -186,7 +194,8 @@ def main() -> None:
     hard.add_argument("--cases", default=str(HARD_CASES))
     hard.add_argument("--repeat", type=int, default=1)
     hard.add_argument("--show-misses", action="store_true")
-    sub.add_parser("self")
+    self_cmd = sub.add_parser("self")
+    self_cmd.add_argument("--math-verify", action="store_true", help="also run Math-Verify")
     tp = sub.add_parser("throughput")
     tp.add_argument("--n", type=int, default=100_000)
     tp.add_argument("--workers", type=int, default=2)
