@@ -406,7 +406,7 @@ def parse_clean(s: str) -> Answer:
         raise ParseError(f"{type(exc).__name__}: {exc}") from exc
 
 
-@lru_cache(maxsize=131072)
+@lru_cache(maxsize=16384)
 def parse_answer(raw: str) -> Answer:
     """Parse an answer string (cached: golds repeat across samples)."""
     return parse_clean(clean(raw))

@@ -39,7 +39,7 @@ def _clean_cached(s: str) -> str:
     return clean(s)
 
 
-@lru_cache(maxsize=131072)
+@lru_cache(maxsize=32768)  # bounded memory: parsed sympy objects are not tiny
 def _parse_cached(cleaned: str) -> Answer | ParseError:
     """Parsed form of a cleaned answer; parse failures are cached too."""
     try:
