@@ -172,7 +172,10 @@ def looks_bare(text: str) -> bool:
         return False
     s = re.sub(r"\\(?:begin|end)\{[^}]*\}(?:\{[^}]*\})?", " ", s)
     words = [w for w in _WORD_RE.findall(_TEXT_CMD_RE.sub("", s)) if w.lower() not in MATH_WORDS]
-    return len(words) <= 2
+    # Up to two prose words around a value ("12 inches"); a short phrase without any
+    # number may be the answer itself ("all real numbers", "does not exist").
+    limit = 3 if not re.search(r"\d", s) and not re.search(r"[.!?]\s", s) else 2
+    return len(words) <= limit
 
 
 def _last_math_span(text: str) -> str | None:

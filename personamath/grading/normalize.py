@@ -206,6 +206,7 @@ def clean(s: str) -> str:
     s = s.replace("$", "")
     s = re.sub(r"(?<![.\d])[.,;:]\s*$", "", s.strip()).strip()
     s = _FILLER_RE.sub("", s)
+    s = re.sub(r"(?<=\d)\s*(?:''|\"|'|′′|″|′)$", "", s)  # 6'' (inches), 5' (feet)
     # "2 1/2" written in plain text is a mixed number, as 2\frac12 is in LaTeX.
     s = re.sub(r"^(-?\d+)\s+(\d+)\s*/\s*(\d+)$", r"\1\\frac{\2}{\3}", s)
     s = re.sub(r"\(([0-9A-Za-z]+)\)_", r"\1_", s)  # (10110)_2
