@@ -722,7 +722,8 @@ TABLE: list[tuple[str, str, str, str]] = [
     (
         "responses",
         "18",
-        "Janet sells 16 - 3 - 4 = 9 duck eggs a day.\nShe makes 9 * 2 = $18 every day at the farmer's market.\n#### 18",
+        "Janet sells 16 - 3 - 4 = 9 duck eggs a day.\n"
+        "She makes 9 * 2 = $18 every day at the farmer's market.\n#### 18",
         C,
     ),
     ("responses", "18", "She makes 9 * 2 = $18 every day.", C),
