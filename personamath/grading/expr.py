@@ -402,6 +402,8 @@ class ExprParser:
             return sympy.pi
         if name == "infty":
             return sympy.oo
+        if name in ("emptyset", "varnothing"):  # only inside a bigger answer: {∅}
+            return sympy.Symbol("∅")
         if name in ("imath", "mathrm"):
             return sympy.I if name == "imath" else self.arg()
         if name in _GREEK:

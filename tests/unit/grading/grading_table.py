@@ -765,4 +765,5 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("responses", "0.5", "50\\%", C),
     ("responses", "0.5", "5\\%", I),
     ("responses", "12", "twelve", I),
+    ("emptyset", "\\emptyset", "\\{\\emptyset\\}", I),
 ]
