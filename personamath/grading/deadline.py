@@ -66,7 +66,8 @@ def _forget_workers_after_fork() -> None:
     _idle_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_workers_after_fork)
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere processes are spawned, not forked
+    os.register_at_fork(after_in_child=_forget_workers_after_fork)
 
 
 def check_deadline() -> None:
