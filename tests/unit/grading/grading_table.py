@@ -766,4 +766,6 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("responses", "0.5", "5\\%", I),
     ("responses", "12", "twelve", I),
     ("emptyset", "\\emptyset", "\\{\\emptyset\\}", I),
+    ("interval", "(-\\infty,2)\\cup(3,\\infty)", "(-∞, 2) U (3, ∞)", C),
+    ("interval", "(-\\infty,2)\\cup(3,\\infty)", "(-∞, 2] U (3, ∞)", I),
 ]
