@@ -96,6 +96,7 @@ class Seq:
     left: str = ""
     right: str = ""
     alternatives: bool = False  # a list joined by "or": "x + 11 or 11 + x"
+    conjunction: bool = False  # joined by "and": "x > 2 and x < 5" is an intersection
 
     def show(self) -> str:
         inner = ", ".join(item.show() for item in self.items)
@@ -295,11 +296,9 @@ def parse_tokens_answer(toks: list[Tok]) -> Answer:
     """Structure of a token list: list, union, relation, bracketed collection, scalar."""
     parts = _split_top(toks, {",", ";"})
     if len(parts) > 1:
-        alternatives = any(
-            t.value.strip().lower() == "or" for t in toks if t.kind in ("sep", "text")
-        )
+        words = {t.value.strip().lower() for t in toks if t.kind in ("sep", "text")}
         items = tuple(parse_tokens_answer(p) for p in parts)
-        return Seq("list", items, alternatives=alternatives)
+        return Seq("list", items, alternatives="or" in words, conjunction="and" in words)
     toks = parts[0] if parts else []
     if not toks:
         raise ParseError("empty answer")

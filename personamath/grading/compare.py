@@ -536,7 +536,11 @@ def as_set(a: Answer) -> sympy.Set | None:
     if isinstance(a, Seq) and a.kind in ("set", "list"):
         if any(_setlike(i) for i in a.items):
             parts = [as_set(x) for x in a.items]
-            return None if any(x is None for x in parts) else sympy.Union(*parts)
+            if any(x is None for x in parts):
+                return None
+            # "x > 2 and x < 5" is both at once; "x < -1 or x > 2" (or a comma) is either.
+            both = a.conjunction and not a.alternatives
+            return sympy.Intersection(*parts) if both else sympy.Union(*parts)
         reals = [_real(x) for x in a.items]
         return None if any(x is None for x in reals) else sympy.FiniteSet(*reals)
     if isinstance(a, Relation):

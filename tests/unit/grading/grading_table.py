@@ -768,4 +768,7 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("emptyset", "\\emptyset", "\\{\\emptyset\\}", I),
     ("interval", "(-\\infty,2)\\cup(3,\\infty)", "(-∞, 2) U (3, ∞)", C),
     ("interval", "(-\\infty,2)\\cup(3,\\infty)", "(-∞, 2] U (3, ∞)", I),
+    ("inequality", "[2,5)", "x \\ge 2 \\text{ and } x < 5", C),
+    ("inequality", "[2,5)", "x \\ge 2 \\text{ or } x < 5", I),
+    ("inequality", "(-\\infty,-1)\\cup(2,\\infty)", "x<-1, x>2", C),
 ]
