@@ -29,8 +29,9 @@ Rules (gold first, prediction second; each rule is exercised by near-miss tests)
   A predicted chain may show its work (``a + b = 10`` answers 10; ``sqrt(2) ≈ 1.414``
   offers both values). Equations with general sides are equivalent when one is a
   constant multiple of the other. Inequalities compare as sets of reals, so
-  ``x > 2`` equals ``(2, \\infty)`` and ``|x| < 3`` equals ``(-3, 3)``; an interval
-  closed at infinity is not an interval.
+  ``x > 2`` equals ``(2, \\infty)`` and ``|x| < 3`` equals ``(-3, 3)``; inequalities
+  joined by "and" intersect, by "or" or commas unite; an interval closed at infinity
+  is not an interval.
 * ``j`` is the imaginary unit only on a side without ``i`` facing a complex value.
 * Expressions with variables are equal when they agree at several fixed random points
   (numerical identity testing; it never returns "equal" for expressions that differ
