@@ -206,6 +206,7 @@ def clean(s: str) -> str:
     s = s.replace("$", "")
     s = re.sub(r"(?<![.\d])[.,;:]\s*$", "", s.strip()).strip()
     s = _FILLER_RE.sub("", s)
+    s = re.sub(r"(?<=\d)\s*[xX]\s*(?=10\s*\^)", r"\\times ", s)  # 1.2 x 10^5
     s = re.sub(r"(?<=[)\]])\s*(?:U|\\bigcup)\s*(?=[(\[])", r" \\cup ", s)  # (a,b) U (c,d)
     s = re.sub(r"(?<=\d)\s*(?:''|\"|'|′′|″|′)$", "", s)  # 6'' (inches), 5' (feet)
     # "2 1/2" written in plain text is a mixed number, as 2\frac12 is in LaTeX.

@@ -771,4 +771,7 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("inequality", "[2,5)", "x \\ge 2 \\text{ and } x < 5", C),
     ("inequality", "[2,5)", "x \\ge 2 \\text{ or } x < 5", I),
     ("inequality", "(-\\infty,-1)\\cup(2,\\infty)", "x<-1, x>2", C),
+    ("scientific", "1.2\\times10^{5}", "1.2 x 10^5", C),
+    ("scientific", "1.2\\times10^{5}", "1.2 x 10^6", I),
+    ("scientific", "1.2\\times10^{5}", "120000", C),
 ]
