@@ -12,6 +12,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows.common import _safe
 from personamath.train.report import render_report, table_rows
 from personamath.train.settings import EvalSettings
 from tasks.train import evaluate_task
@@ -42,9 +43,3 @@ def eval_artifacts(result: dict[str, Any]) -> None:
     _safe(create_markdown_artifact, markdown=md, key="evaluation-report",
           description=f"Evaluation report: {metrics['label']}")
 
-
-def _safe(fn: Any, **kwargs: Any) -> None:
-    try:
-        fn(**kwargs)
-    except Exception as err:  # noqa: BLE001 - artifacts are a courtesy, never a failure
-        get_run_logger().warning("could not create artifact %s: %s", kwargs.get("key"), err)

@@ -14,7 +14,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows.evaluate import _safe, evaluate_flow
+from flows.common import _safe
+from flows.evaluate import evaluate_flow
 from personamath.train.settings import EvalSettings, FinetuneSettings
 from storage.store import ArtifactStore
 from tasks.train import finetune_task
