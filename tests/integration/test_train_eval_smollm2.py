@@ -14,7 +14,8 @@ if os.environ.get("PERSONAMATH_REQUIRE_TRAIN") != "1":
     pytest.importorskip("trl")
     pytest.importorskip("gguf")
 
-pytestmark = [pytest.mark.train, pytest.mark.slow]
+# A busy 2-core machine can take 15 minutes here (86 s when idle): a larger bound.
+pytestmark = [pytest.mark.train, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 @pytest.fixture(scope="module")
 def smollm2() -> str:
