@@ -15,7 +15,7 @@ from prefect.futures import as_completed
 
 from flows.results import result_storage_for
 from personamath.runner import RunContext, valid_manifest
-from personamath.settings import Settings, demo_settings, load_settings
+from personamath.settings import Settings, build_settings, demo_settings, load_settings
 
 
 class ShardsFailed(RuntimeError):
@@ -26,7 +26,7 @@ class ShardsFailed(RuntimeError):
 def resolve_settings(settings: Settings | dict | None, config_path: str | None) -> Settings:
     """Flow parameters: a Settings object/dict, a YAML path, or neither (the demo)."""
     if settings is not None:
-        return settings if isinstance(settings, Settings) else Settings.model_validate(settings)
+        return settings if isinstance(settings, Settings) else build_settings(settings)
     if config_path:
         return load_settings(config_path)
     return demo_settings()
