@@ -8,6 +8,7 @@ Prefect's cache a finished shard never calls the teacher twice.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from prefect import task
@@ -20,7 +21,13 @@ from storage import StoreError
 
 
 def shard_cache_key(_: TaskRunContext, params: dict[str, Any]) -> str:
-    return f"{params['fingerprint']}-{params.get('step', 'ingest')}-{params.get('shard', 0)}"
+    """fingerprint + step + shard, and where the run's outputs live: the same settings
+    pointed at another store (or another working directory's ./artifacts) must not be
+    answered from a cache entry whose data is somewhere else."""
+    where = RunContext(params["settings"], params["fingerprint"]).uri
+    place = hashlib.sha256(where.encode()).hexdigest()[:10]
+    return (f"{params['fingerprint']}-{params.get('step', 'ingest')}-"
+            f"{params.get('shard', 0)}-{place}")
 
 
 def retry_on_store_error(_task: Any, _run: Any, state: Any) -> bool:

@@ -165,3 +165,19 @@ def test_pipeline_anthropic_endpoint(tmp_path: Path, key_env: None):
     assert summary["final"]["rejected"] == {"truncated": 1, "unparsable_answer": 1,
                                             "wrong_after_reflection": 1}
     assert summary["build"]["rows_out"] == (1 + K1) + 1 + 2 * (1 + K2)
+
+
+@pytest.mark.slow
+def test_same_settings_new_store_is_not_answered_from_the_cache(tmp_path: Path,
+                                                               key_env: None) -> None:
+    """Prefect's cache must not stand in for data that is not in *this* store."""
+    g = load_questions("gsm8k", str(FIX / "gsm8k_train_30.jsonl")).questions[:3]
+    plans = [Plan(q.question, q.gold, GROUPS["A"][0]) for q in g]
+    src = [{"dataset": "gsm8k", "uri": str(FIX / "gsm8k_train_30.jsonl"), "limit": 3}]
+    with FakeTeacher(MathTeacher(plans)) as fake:
+        for name in ("one", "two"):
+            s = build_settings(settings_for(fake.base_url_openai, "openai", tmp_path / name,
+                                            src))
+            summary = pipeline_flow(settings=s)
+            assert summary["build"]["rows_out"] == 3 * (1 + K1)
+            assert Path(summary["dataset_uri"].removeprefix("file://")).exists()
