@@ -246,6 +246,11 @@ async def gather_all(coros: Any) -> None:
     others are checkpointed in the ledger; then raise the first failure."""
     results = await asyncio.gather(*coros, return_exceptions=True)
     failures = [r for r in results if isinstance(r, BaseException)]
+    shard_failures = [f for f in failures if isinstance(f, ShardFailed)]
+    if len(shard_failures) > 1 and len(shard_failures) == len(failures):
+        raise ShardFailed(f"{len(failures)} questions failed: "
+                          + "; ".join(str(f) for f in shard_failures[:5])
+                          + ("; ..." if len(failures) > 5 else "")) from failures[0]
     if failures:
         raise failures[0]
 

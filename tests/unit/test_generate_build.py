@@ -132,3 +132,11 @@ def test_accounting_adds_up_or_fails_loudly() -> None:
         check_accounting(_summary(stage2__in=4))
     with pytest.raises(AccountingError, match="accounted for"):
         check_accounting(_summary(final__accepted=5))
+
+
+def test_every_failed_question_is_named() -> None:
+    qs = _questions()
+    eng = _engine([Behaviour("right")] * 4, fail_on="Problem:")
+    with pytest.raises(ShardFailed, match="4 questions failed") as info:
+        asyncio.run(stage1_shard(qs, demo_settings(k1=0), eng))
+    assert all(q.id in str(info.value) for q in qs)
