@@ -141,7 +141,7 @@ def build(config: Path = ConfigOpt, demo: bool = DemoOpt, limit: int = LimitOpt,
     s = _common(config, demo, limit, sets)
     from flows.build import build_flow
 
-    _print_summary(build_flow(settings=s))
+    _print_summary(_with_progress(lambda: build_flow(settings=s)))
 
 
 @app.command("config")
