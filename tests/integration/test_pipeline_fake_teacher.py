@@ -119,6 +119,23 @@ def test_pipeline_openai_counts_lineage_and_idempotent_rerun(tmp_path: Path, key
         again = pipeline_flow(settings=s)
         assert fake.count() == 0, "a rerun of the same settings must not call the teacher"
         assert pq.read_table(again["dataset_uri"].removeprefix("file://")).equals(table)
+    assert_no_secret_anywhere(tmp_path / "store")
+
+
+def assert_no_secret_anywhere(store: Path) -> None:
+    """The key must reach neither the store (Parquet, manifests, ledger, summaries,
+    Prefect results) nor Prefect's database (parameters, logs, artifacts)."""
+    import os
+
+    places = list(store.rglob("*"))
+    home = Path(os.environ["PREFECT_HOME"])
+    places += list(home.rglob("*"))
+    checked = 0
+    for f in places:
+        if f.is_file():
+            assert b"sk-test-secret" not in f.read_bytes(), f
+            checked += 1
+    assert checked > 10
 
 
 def check_rows(rows: list[dict], group: dict[str, str], sources: list[dict]) -> None:
