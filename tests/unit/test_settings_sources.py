@@ -110,3 +110,10 @@ def test_duplicate_ids_in_one_source_are_rejected(tmp_path: Path) -> None:
                            for i in range(2)))
     res = load_questions("gsm8k", str(p))
     assert len(res.questions) == 1 and res.rejections[0].detail == "duplicate id in the input"
+
+
+@pytest.mark.parametrize("name", ["openai", "vllm", "anthropic"])
+def test_example_configs_are_valid(name: str) -> None:
+    path = Path(__file__).parent.parent.parent / "docs" / "examples" / f"{name}.yaml"
+    s = load_settings(path)
+    assert s.sources and s.teacher.provider in {"openai", "anthropic"}
