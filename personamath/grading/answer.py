@@ -151,9 +151,10 @@ class Text:
 
 @dataclass(frozen=True)
 class Choice:
-    """A multiple-choice letter."""
+    """A multiple-choice letter, with the option's value when one follows it."""
 
     letter: str
+    value: Answer | None = None
 
     def show(self) -> str:
         return f"({self.letter})"
@@ -369,6 +370,18 @@ def _matrix(body: str) -> Answer:
     return Matrix(tuple(cells))
 
 
+def _choice_value(rest: str) -> Answer | None:
+    """The value after a choice letter: ``\\textbf{(C) }7`` offers 7."""
+    rest = re.sub(r"^\s*\}?\s*[.:]?\s*", "", rest).strip()
+    if not rest:
+        return None
+    try:
+        value = parse_clean(rest)
+    except ParseError:
+        return None
+    return None if isinstance(value, Choice) else value
+
+
 def parse_clean(s: str) -> Answer:
     """Parse an already-cleaned answer string."""
     s = _IN_PREFIX_RE.sub("", s.strip())
@@ -381,7 +394,8 @@ def parse_clean(s: str) -> Answer:
         return parse_clean(builder.group(1))
     choice = _CHOICE_FULL_RE.fullmatch(s) or _CHOICE_PREFIX_RE.match(s)
     if choice:
-        return Choice(next(g for g in choice.groups() if g).upper())
+        letter = next(g for g in choice.groups() if g).upper()
+        return Choice(letter, _choice_value(s[choice.end() :]))
     matrix = _MATRIX_RE.fullmatch(re.sub(r"^[(\[]\s*(\\begin.*\\end\{[^}]*\})\s*[)\]]$", r"\1", s))
     if matrix:
         return _matrix(matrix.group(2))

@@ -32,7 +32,7 @@ _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*")
 _FINAL_RE = re.compile(r"final answer\s*(?:is|:)?\s*(?:the final answer is)?\s*:?\s*", re.I)
 _ANSWER_IS_RE = re.compile(
     r"(?:(?:the\s+)?(?:final\s+)?answer\s*(?:is|:|=)"
-    r"|(?:the\s+)?(?:correct|right|best)\s+(?:option|choice|answer)\s*(?:is|:))\s*",
+    r"|(?:the\s+)?(?:correct|right|best)\s+(?:option|choice|answer)\s*(?:is|:))\s*:?\s*",
     re.I,
 )
 _HASH_RE = re.compile(r"####\s*([^\n]*)")

@@ -774,4 +774,20 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("scientific", "1.2\\times10^{5}", "1.2 x 10^5", C),
     ("scientific", "1.2\\times10^{5}", "1.2 x 10^6", I),
     ("scientific", "1.2\\times10^{5}", "120000", C),
+    # -- red-team pass (bench/cases/redteam_cases.jsonl) ----------------------------------
+    ("redteam", "10^{20}", "\\sqrt{10^{40}+1}", I),
+    ("redteam", "10^{20}", "\\sqrt{10^{40}}", C),
+    ("redteam", "\\frac{1+\\sqrt5}{2}", "\\frac{2}{\\sqrt5-1}", C),
+    ("redteam", "1", "1-10^{-40}\\sqrt{2}", I),
+    ("redteam", "18", "The answer is: $18", C),
+    ("redteam", "18", "The answer is: 19", I),
+    ("redteam", "7", "\\textbf{(C) }7", C),
+    ("redteam", "7", "\\textbf{(C) }8", I),
+    ("redteam", "\\textbf{(C) }7", "7", C),
+    ("redteam", "\\textbf{(C) }7", "8", I),
+    ("redteam", "\\textbf{(C) }7", "\\textbf{(B) }7", I),
+    ("redteam", "\\text{(C)}", "\\textbf{(C) }7", C),
+    ("redteam", "2x", "x 2", E),  # renders as x2: refused, never 2x
+    ("redteam", "2x", "x2", I),
+    ("redteam", "2x", "2 x", C),
 ]
