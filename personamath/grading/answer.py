@@ -31,6 +31,7 @@ _EMPTY_RE = re.compile(
     re.I,
 )
 _CHOICE_FULL_RE = re.compile(r"(?:\\text\{\s*)?\(?\s*([A-J])\s*\)?\s*\}?(?:\s*[.:])?")
+_CHOICE_MARK_RE = re.compile(r"\(\s*([A-J])\s*\)")
 _CHOICE_PREFIX_RE = re.compile(
     r"(?:(?i:option|choice|answer)\s*:?\s*)?(?:\\text(?:bf)?\{\s*)?(?:\(([A-J])\)|([A-J])\))"
     r"|(?i:option|choice)\s+\(?([A-J])\)?\s*$"
@@ -395,6 +396,9 @@ def parse_clean(s: str) -> Answer:
     choice = _CHOICE_FULL_RE.fullmatch(s) or _CHOICE_PREFIX_RE.match(s)
     if choice:
         letter = next(g for g in choice.groups() if g).upper()
+        more = _CHOICE_MARK_RE.findall(s[choice.end() :])
+        if more:  # "(A) and (B)", "(A) 5 (B) 6": several options, not option A
+            return Seq("list", tuple(Choice(x) for x in [letter, *more]))
         return Choice(letter, _choice_value(s[choice.end() :]))
     matrix = _MATRIX_RE.fullmatch(re.sub(r"^[(\[]\s*(\\begin.*\\end\{[^}]*\})\s*[)\]]$", r"\1", s))
     if matrix:

@@ -787,6 +787,11 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("redteam", "\\textbf{(C) }7", "8", I),
     ("redteam", "\\textbf{(C) }7", "\\textbf{(B) }7", I),
     ("redteam", "\\text{(C)}", "\\textbf{(C) }7", C),
+    ("redteam", "\\text{(A)}", "\\text{(A) and (B)}", I),
+    ("redteam", "\\text{(A)}", "(A), (B)", I),
+    ("redteam", "\\text{(A)}", "(A) 5 (B) 6", I),
+    ("redteam", "\\text{(A), (B)}", "(B) and (A)", C),
+    ("redteam", "\\text{(A), (B)}", "(A) or (C)", I),
     ("redteam", "2x", "x 2", E),  # renders as x2: refused, never 2x
     ("redteam", "2x", "x2", I),
     ("redteam", "2x", "2 x", C),
