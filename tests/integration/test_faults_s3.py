@@ -25,6 +25,7 @@ import pyarrow as pa
 import pytest
 import yaml
 
+from personamath.ledger import StoreLedger
 from personamath.runner import RunContext
 from personamath.settings import build_settings
 from personamath.sources import load_questions
@@ -178,6 +179,20 @@ def test_s3_stopped_mid_run_then_rerun(s3_bucket, fake, tmp_path: Path) -> None:
     assert _summary(ctx)["questions_in"] == N_QUESTIONS
 
 
+def _unfinished_ledgers(ctx: RunContext) -> dict[tuple[str, int], int]:
+    """(step, shard) -> replies checkpointed in the ledger of every uncommitted shard."""
+    store = ctx.store()
+    out = {}
+    for step in ("stage1", "stage2"):
+        done = set(store.done_shards(ctx.step(step)))
+        for i in range(N_QUESTIONS // SHARD):
+            if i not in done:
+                n = len(StoreLedger(store, f"{ctx.step(step)}/ledger/shard-{i:05d}"))
+                if n:
+                    out[(step, i)] = n
+    return out
+
+
 def test_sigkill_mid_shard_then_rerun(s3_bucket, fake, tmp_path: Path) -> None:
     settings = _settings(fake.base_url_openai, s3_bucket.uri("faults2"))
     ctx = _ctx(settings)
@@ -185,24 +200,26 @@ def test_sigkill_mid_shard_then_rerun(s3_bucket, fake, tmp_path: Path) -> None:
     run = Run(tmp_path, "kill", settings, s3_bucket.subprocess_env())
     proc = run.start()
     try:
-        _wait_for(lambda: len(_committed(ctx)) >= 1 and fake.count() >= 8, 300,
-                  "a committed shard and requests in flight")
+        _wait_for(lambda: len(_committed(ctx)) >= 1 and _unfinished_ledgers(ctx), 300,
+                  "a committed shard and another one half done")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     committed = _committed(ctx)
     writers = _writers(ctx, committed)
+    half_done = _unfinished_ledgers(ctx)
+    assert half_done, "the kill must land in the middle of a shard"
     fake.heal()
     fake.reset_counts()
     rc, log = run.run()
     assert rc == 0, log[-3000:]
     assert _first_solves(fake, _shard_questions(committed)) == 0
     assert _writers(ctx, committed) == writers, "a committed shard was recomputed"
-    # Replies checkpointed in the ledger before the kill are replayed, not bought again.
+    # Every reply checkpointed before the kill is replayed, not bought again.
     store = ctx.store()
-    hits = sum(store.load_manifest(ctx.step("stage1"), i).counts["engine"]["ledger_hits"]
-               for i in store.done_shards(ctx.step("stage1")) if i not in committed)
-    assert hits > 0
+    for (step, i), saved in half_done.items():
+        hits = store.load_manifest(ctx.step(step), i).counts["engine"]["ledger_hits"]
+        assert hits == saved, (step, i, hits, saved)
     rows = _dataset(ctx)
     assert _summary(ctx)["build"]["rows_out"] == len(rows)
 
