@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from personamath.grading.extract import last_box
 from personamath.schema import InputRejection, Question, RejectReason
 
 BUILTIN = {
@@ -179,29 +180,7 @@ def math_gold(raw: dict[str, Any]) -> str:
     sol = raw.get("solution")
     if not sol:
         raise ValueError("missing answer (no `answer` field and no `solution`)")
-    boxed = last_boxed(str(sol))
+    boxed = last_box(str(sol))
     if boxed is None or not boxed.strip():
         raise ValueError("unparsable gold: no \\boxed{} answer in the solution")
     return boxed.strip()
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last \\boxed{...} / \\fbox{...} (nested braces) or `\\boxed 5`."""
-    idx = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if idx < 0:
-        return None
-    i = idx + (6 if text.startswith("\\boxed", idx) else 5)
-    while i < len(text) and text[i] == " ":
-        i += 1
-    if i < len(text) and text[i] != "{":
-        m = re.match(r"[^\s$]+", text[i:])
-        return m.group(0) if m else None
-    depth = 0
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1:j]
-    return None

@@ -90,6 +90,13 @@ def _boxes(text: str) -> list[tuple[str, int, int]]:
         pos = m.end()
 
 
+def last_box(text: str) -> str | None:
+    """Content of the last outermost ``\\boxed``/``\\fbox`` alone (no joining): the rule
+    for MATH reference solutions, whose gold is their last box."""
+    boxes = _boxes(text)
+    return boxes[-1][0] if boxes else None
+
+
 def last_boxed(text: str) -> str | None:
     """The last outermost boxed answer; boxes on one line joined by "and"/"," form a list.
 

@@ -9,7 +9,7 @@ import pytest
 
 from personamath.prompts import versions
 from personamath.settings import SettingsError, build_settings, demo_settings, load_settings
-from personamath.sources import SourceError, last_boxed, load_questions
+from personamath.sources import SourceError, last_box, load_questions
 
 FIX = Path(__file__).parent.parent / "fixtures"
 
@@ -100,8 +100,8 @@ def test_builtin_sets_are_complete() -> None:
     ("\\fbox{7}", "7"),
     ("no box", None),
 ])
-def test_last_boxed(text: str, want: str | None) -> None:
-    assert last_boxed(text) == want
+def test_last_box(text: str, want: str | None) -> None:
+    assert last_box(text) == want
 
 
 def test_duplicate_ids_in_one_source_are_rejected(tmp_path: Path) -> None:
