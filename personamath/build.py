@@ -83,7 +83,7 @@ def collect(ctx: RunContext, store: ArtifactStore, step_name: str, shards: int) 
     missing = []
     step = ctx.step(step_name)
     for i in range(shards):
-        m = store.load_manifest(step, i)
+        m = store.load_manifest(step, i, verify=False)  # read_shard verifies what it reads
         if m is None:
             missing.append(f"{i:05d}")
             continue
@@ -101,7 +101,7 @@ def collect(ctx: RunContext, store: ArtifactStore, step_name: str, shards: int) 
 def build(ctx: RunContext) -> dict[str, Any]:
     """Write the dataset, rejections and summary; return the summary."""
     store = ctx.store()
-    ingest = store.load_manifest(ctx.step(STEP_INGEST), 0)
+    ingest = store.load_manifest(ctx.step(STEP_INGEST), 0, verify=False)
     if ingest is None:
         raise BuildError("ingest has not run; run the pipeline or stage1 first")
     n_valid = ingest.counts["questions"]

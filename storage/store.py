@@ -186,7 +186,18 @@ class ArtifactStore:
         return manifest
 
     def read_shard(self, manifest: Manifest, name: str) -> pa.Table:
-        return self.read_table(manifest.files[name]["key"])
+        """One file of a committed shard, checked against the manifest's checksum as it
+        is read (one read, so callers that read every file need no separate verify)."""
+        info = manifest.files[name]
+        try:
+            data = self.read_bytes(info["key"])
+        except FileNotFoundError:
+            raise ShardCorrupt(f"shard {manifest.step}/{manifest.shard:05d}: file {name} "
+                               "is missing") from None
+        if sha256(data) != info["sha256"]:
+            raise ShardCorrupt(f"shard {manifest.step}/{manifest.shard:05d}: file {name} "
+                               "does not match its checksum")
+        return pq.read_table(io.BytesIO(data))
 
     def done_shards(self, step: str) -> list[int]:
         """Indices of the shards of `step` that have a manifest."""
