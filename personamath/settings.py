@@ -32,6 +32,15 @@ DEFAULT_KEY_ENV: dict[str, str | None] = {
 }
 
 
+def normalise_store(v: str) -> str:
+    """A store URI: a bare path becomes file://; anything but file:// or s3:// fails."""
+    if "://" not in v:
+        v = "file://" + v
+    if not (v.startswith("file://") or v.startswith("s3://")):
+        raise ValueError("store must be a file:// path or an s3://bucket/prefix URI")
+    return v
+
+
 class SettingsError(ValueError):
     """A setting is invalid; the message names it."""
 
@@ -136,11 +145,7 @@ class Settings(_Strict):
     @field_validator("store")
     @classmethod
     def _store_scheme(cls, v: str) -> str:
-        if "://" not in v:
-            v = "file://" + v
-        if not (v.startswith("file://") or v.startswith("s3://")):
-            raise ValueError("store must be a file:// path or an s3://bucket/prefix URI")
-        return v
+        return normalise_store(v)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

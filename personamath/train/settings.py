@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from personamath.settings import normalise_store
 from personamath.train.template import STOP_SEQUENCES, TEMPLATE_VERSION
 
 Backend = Literal["transformers", "llamacpp", "vllm"]
@@ -22,14 +23,6 @@ Benchmark = Literal["gsm8k", "math", "math500"]
 
 def _hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _normalise_store(v: str) -> str:
-    if "://" not in v:
-        v = "file://" + v
-    if not (v.startswith("file://") or v.startswith("s3://")):
-        raise ValueError("store must be a file:// path or an s3://bucket/prefix URI")
-    return v
 
 
 class _Strict(BaseModel):
@@ -79,7 +72,7 @@ class FinetuneSettings(_Strict):
     work_dir: str | None = Field(None, description="Local scratch for checkpoints "
                                  "(default: a folder under the system temp dir).")
 
-    _store = field_validator("store")(classmethod(lambda cls, v: _normalise_store(v)))
+    _store = field_validator("store")(classmethod(lambda cls, v: normalise_store(v)))
 
     @model_validator(mode="after")
     def _lora_single_process(self) -> FinetuneSettings:
@@ -123,7 +116,7 @@ class EvalSettings(_Strict):
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     label: str | None = Field(None, description="Name shown in the report (default: model).")
 
-    _store = field_validator("store")(classmethod(lambda cls, v: _normalise_store(v)))
+    _store = field_validator("store")(classmethod(lambda cls, v: normalise_store(v)))
 
     @field_validator("benchmarks")
     @classmethod
