@@ -73,6 +73,7 @@ class Collected:
     rows: list[dict[str, Any]] = field(default_factory=list)
     outcomes: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     engine: Counter = field(default_factory=Counter)
+    errors: Counter = field(default_factory=Counter)
     stats: Counter = field(default_factory=Counter)
     wall_s: float = 0.0
 
@@ -89,8 +90,10 @@ def collect(ctx: RunContext, store: ArtifactStore, step_name: str, shards: int) 
             continue
         out.rows.extend(store.read_shard(m, "rows").to_pylist())
         out.outcomes[i] = store.read_shard(m, "outcomes").to_pylist()
-        out.engine.update({k: v for k, v in m.counts.get("engine", {}).items()
+        engine = m.counts.get("engine", {})
+        out.engine.update({k: v for k, v in engine.items()
                            if isinstance(v, int | float) and not isinstance(v, bool)})
+        out.errors.update(engine.get("errors", {}))
         out.stats.update(m.counts.get("stats", {}))
         out.wall_s += m.counts.get("wall_s", 0.0)
     if missing:
@@ -236,6 +239,9 @@ def summarise(ctx: RunContext, questions: list[dict], invalid: list[dict], s1: C
             "prompt_tokens": int(engine.get("prompt_tokens", 0)),
             "completion_tokens": int(engine.get("completion_tokens", 0)),
             "cost_usd": round(float(engine.get("cost_usd", 0.0)), 6),
+            "retries": int(engine.get("retries", 0)),
+            "ledger_hits": int(engine.get("ledger_hits", 0)),
+            "errors": dict(sorted((s1.errors + s2.errors).items())),
             "by_kind": {k[len("requests_"):]: v for k, v in (s1.stats + s2.stats).items()
                         if k.startswith("requests_")},
             "shard_wall_s": round(s1.wall_s + s2.wall_s, 2),

@@ -107,6 +107,8 @@ def summary_markdown(s: dict[str, Any]) -> str:
         f"- Requests: {t['requests']} ({_fmt(t['by_kind'])}); tokens in/out: "
         f"{t['prompt_tokens']}/{t['completion_tokens']}; cost: ${t['cost_usd']:.4f}; "
         f"shard wall time: {t['shard_wall_s']} s",
+        f"- Retries: {t.get('retries', 0)} (errors: {_fmt(t.get('errors', {}))}); "
+        f"replies replayed from the ledger: {t.get('ledger_hits', 0)}",
     ]
     d = s.get("diversity")
     if d:

@@ -441,6 +441,10 @@ def _anthropic_body(model: str, reply: Reply, p: int, c: int) -> dict[str, Any]:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # socketserver's default backlog of 5 overflowed when several shards opened their
+    # connections at once: the kernel refused one, the client retried, and the fake's
+    # count fell one short of the engine's. Real servers listen with a deep backlog.
+    request_queue_size = 128
     state: _State
 
 
