@@ -76,6 +76,6 @@ def test_admin_rejects_unknown_fault_kind(fake_process: FakeTeacherClient) -> No
 def test_in_process_fake_starts_fast_on_a_free_port() -> None:
     t0 = time.monotonic()
     with FakeTeacher() as a, FakeTeacher() as b:
-        assert time.monotonic() - t0 < 1.0
+        assert time.monotonic() - t0 < 5.0
         assert a.port != b.port and a.base_url_openai.endswith("/v1")
         assert FakeTeacherClient(a.base_url_openai).counts()["total"] == 0
