@@ -13,7 +13,8 @@ Three measurements (see docs/BENCHMARKS.md, section "Grading", for results):
   test golds (right answers, wrong answers, whole responses), with ``--workers`` processes.
 
 Math-Verify (``math-verify[antlr4_13_2]``) is a bench-only dependency; it is imported
-lazily and called the way its README shows: ``verify(parse(gold), parse(pred))``.
+lazily and called the way its README shows: ``verify(parse(gold), parse(pred))``, with
+the gold wrapped in ``$...$`` and a bare prediction wrapped too when it finds nothing.
 
 Usage::
 
@@ -58,7 +59,9 @@ def math_verify_grader() -> Grader:
 
     def grade(gold: str, pred: str) -> str:
         g = parse(f"${gold}$")
-        p = parse(pred)
+        # A bare LaTeX answer ("\\pm 2, 3") has no delimiters for Math-Verify to find;
+        # give it the same $...$ wrapping as the gold rather than count an error.
+        p = parse(pred) or parse(f"${pred}$")
         if not g or not p:
             return "error"
         return "correct" if mv_verify(g, p) else "incorrect"
@@ -67,7 +70,15 @@ def math_verify_grader() -> Grader:
 
 
 def _load(path: Path) -> list[dict[str, str]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    """Cases in either format: ``expected: "correct"|"incorrect"`` with an ``id`` (the
+    hard catalogue) or ``expect: true|false`` (the red-team files, as for
+    ``personamath grade --cases``)."""
+    cases = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    for n, case in enumerate(cases, 1):
+        if "expected" not in case:
+            case["expected"] = "correct" if case["expect"] else "incorrect"
+        case.setdefault("id", f"{case.get('category', 'case')}-{n:03d}")
+    return cases
 
 
 def _time_cases(

@@ -299,7 +299,7 @@ def parse_tokens_answer(toks: list[Tok]) -> Answer:
     parts = _split_top(toks, {",", ";"})
     if len(parts) > 1:
         words = {t.value.strip().lower() for t in toks if t.kind in ("sep", "text")}
-        items = tuple(parse_tokens_answer(p) for p in parts)
+        items = tuple(v for p in parts for v in _pm_values(parse_tokens_answer(p)))
         return Seq("list", items, alternatives="or" in words, conjunction="and" in words)
     toks = parts[0] if parts else []
     if not toks:
@@ -323,6 +323,20 @@ def parse_tokens_answer(toks: list[Tok]) -> Answer:
             return parse_tokens_answer(toks[1:-1])
         return Seq("set", tuple(parse_tokens_answer(p) for p in items))
     return _scalar(toks)
+
+
+def _pm_values(item: Answer) -> tuple[Answer, ...]:
+    """The values of one list element: ``\\pm 2, 3`` is the list 2, -2, 3.
+
+    A part without a top-level comma parses to a plain list only through ``\\pm``
+    expansion (see `_scalar`), so such a list, or an equation ``x = \\pm 2`` whose
+    value is one, is spliced into the enclosing list before elements are matched."""
+    if isinstance(item, Seq) and item.kind == "list":
+        return item.items
+    if (isinstance(item, Relation) and item.ops == ("=",)
+            and isinstance(item.parts[1], Seq) and item.parts[1].kind == "list"):
+        return tuple(Relation((item.parts[0], v), ("=",)) for v in item.parts[1].items)
+    return (item,)
 
 
 def _function_label(toks: list[Tok]) -> Scalar | None:

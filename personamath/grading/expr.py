@@ -6,7 +6,7 @@ tens of microseconds, and every convention is explicit here:
 * numbers are exact (``0.25`` is ``1/4``); the parser records how many decimal
   digits each literal had so that the comparison can apply the decimal rule;
 * ``2\\frac12`` right after an integer is a mixed number (5/2);
-* ``x2`` is the name x_2, never ``2x``; ``x 2`` (which renders as x2) is refused;
+* ``x2`` is the name x_2, never ``2x``; so is ``x 2`` (spaces do not count in math mode);
 * ``^\\circ`` inside a trigonometric argument converts degrees to radians and is a
   plain label elsewhere; ``%`` is recorded as a flag, not divided out;
 * ``\\pm`` becomes a marker symbol that the structure layer expands into two values;

@@ -77,6 +77,11 @@ def _word_tokens(word: str) -> list[Tok]:
     return toks
 
 
+def _bare_letter(out: list[Tok]) -> bool:
+    """The last token is a one-letter variable with no subscript yet."""
+    return bool(out) and out[-1].kind == "id" and len(out[-1].value) == 1
+
+
 def tokenize(s: str) -> list[Tok]:
     """Tokens of a cleaned answer string; ``\\text{...}`` becomes one ``text`` token."""
     out: list[Tok] = []
@@ -89,6 +94,11 @@ def tokenize(s: str) -> list[Tok]:
         value = m.group(0)
         i = m.end()
         if kind == "ws":
+            continue
+        if kind == "num" and value.isdigit() and _bare_letter(out):
+            # Spaces do not count in LaTeX math: ``x 2`` renders as x2, the name x_2
+            # (as ``x2`` is read), never the product 2x.
+            out[-1] = Tok("id", f"{out[-1].value}_{value}")
             continue
         if kind == "cmd" and value == "\\text":
             j = i

@@ -792,7 +792,22 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("redteam", "\\text{(A)}", "(A) 5 (B) 6", I),
     ("redteam", "\\text{(A), (B)}", "(B) and (A)", C),
     ("redteam", "\\text{(A), (B)}", "(A) or (C)", I),
-    ("redteam", "2x", "x 2", E),  # renders as x2: refused, never 2x
+    ("redteam", "2x", "x 2", I),  # renders as x2, the name x_2: never 2x
+    ("redteam", "x_2", "x 2", C),
+    ("redteam", "2x+1", "x 2 + 1", I),
     ("redteam", "2x", "x2", I),
     ("redteam", "2x", "2 x", C),
+    # \pm inside a longer list expands before elements are matched (red team 2)
+    ("pm-list", "2, -2, 3", "\\pm 2, 3", C),
+    ("pm-list", "2,-2,3", "3, \\pm 2", C),
+    ("pm-list", "2,-2,3,-3", "\\pm 2, \\pm 3", C),
+    ("pm-list", "2,-2,3", "x = \\pm 2, 3", C),
+    ("pm-list", "\\pm 2, 3", "2, -2, 3", C),
+    ("pm-list", "0, 1+\\sqrt2, 1-\\sqrt2", "1 \\pm \\sqrt{2}, 0", C),
+    ("pm-list", "2, 3", "\\pm 2, 3", I),
+    ("pm-list", "2, -2, -3", "\\pm 2, 3", I),
+    ("pm-list", "2, -2, 3, -3", "\\pm 2, 3", I),
+    ("pm-list", "2,-2,-3", "x = \\pm 2, 3", I),
+    ("pm-list", "0, 1+\\sqrt2, -1-\\sqrt2", "1 \\pm \\sqrt{2}, 0", I),
+    ("pm-list", "(2, 3)", "(\\pm 2, 3)", I),
 ]
