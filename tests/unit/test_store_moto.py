@@ -47,6 +47,7 @@ class FaultProxy(ThreadingHTTPServer):
     instead: '503' (SlowDown), '403' (AccessDenied), 'reset' (TCP RST), 'silent'."""
 
     daemon_threads = True
+    request_queue_size = 128  # socketserver's default of 5 can refuse parallel uploads
 
     def __init__(self, upstream: str) -> None:
         super().__init__(("127.0.0.1", 0), ProxyHandler)
