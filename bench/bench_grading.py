@@ -75,9 +75,9 @@ def _load(path: Path) -> list[dict[str, str]]:
     ``personamath grade --cases``)."""
     cases = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
     for n, case in enumerate(cases, 1):
-        if "expected" not in case:
+        if "expect" in case and "expected" not in case:
             case["expected"] = "correct" if case["expect"] else "incorrect"
-        case.setdefault("id", f"{case.get('category', 'case')}-{n:03d}")
+            case.setdefault("id", f"{case.get('category', 'case')}-{n:03d}")
     return cases
 
 

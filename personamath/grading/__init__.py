@@ -8,6 +8,6 @@ from personamath.grading.extract import extract_answer
 from personamath.grading.verdict import Verdict
 from personamath.grading.verify import verify
 
-GRADER_VERSION = "grader-1"
+GRADER_VERSION = "grader-2"
 
 __all__ = ["GRADER_VERSION", "Verdict", "extract_answer", "verify"]

@@ -33,7 +33,7 @@ _FUNCS: dict[str, Callable[..., sympy.Expr]] = {
     "arctan": sympy.atan, "asin": sympy.asin, "acos": sympy.acos, "atan": sympy.atan,
     "sinh": sympy.sinh, "cosh": sympy.cosh, "tanh": sympy.tanh, "ln": sympy.log,
     "log": sympy.log, "exp": sympy.exp, "abs": sympy.Abs, "sqrt": sympy.sqrt,
-    "cbrt": sympy.cbrt, "arcsec": sympy.asec, "arccsc": sympy.acsc, "arccot": sympy.acot,
+    "cbrt": lambda v: _root(v, 3), "arcsec": sympy.asec, "arccsc": sympy.acsc, "arccot": sympy.acot,
 }  # fmt: skip
 _TRIG = {"sin", "cos", "tan", "sec", "csc", "cot"}
 _GREEK = {
@@ -395,7 +395,7 @@ class ExprParser:
                 self.take()
                 index = self.expr()
                 self.expect("]")
-                return sympy.root(self.arg(), index)
+                return _root(self.arg(), index)
             return sympy.sqrt(self.arg())
         if name in _FUNCS:
             return self.function(name)
@@ -431,6 +431,14 @@ class ExprParser:
         if cmd == "\\operatorname":
             raise ParseError("unknown operator")
         raise ParseError(f"unsupported command {cmd}")
+
+
+def _root(value: sympy.Expr, index: sympy.Expr) -> sympy.Expr:
+    """``\\sqrt[n]{a}``: the real root for an odd n and a negative a, as competition
+    math reads it (``\\sqrt[3]{-8} = -2``), where sympy's principal root is complex."""
+    if index.is_integer and index.is_odd and value.is_negative:
+        return -sympy.root(-value, index)
+    return sympy.root(value, index)
 
 
 def parse_tokens(toks: list[Tok], flags: Flags | None = None) -> sympy.Expr:

@@ -15,6 +15,12 @@ occurrence wins, because models restate and correct themselves before concluding
    and no number follows it.
 9. The last number in the text, as a last resort.
 
+For the marker rules (3 to 5) the answer is the sentence after the marker: it ends at
+``. ``, ``! ``, ``? ``, ``; `` before a word, or a parenthetical after the value, so
+"The answer is 60. (Had she not lost 12: 72.)" answers 60. A ``\\boxed{`` that never
+closes means the reply was cut off while giving its answer: then only a later line can
+give one, and an earlier number never does.
+
 Only the last 20,000 characters are scanned. ``None`` when nothing is found.
 Extraction never judges correctness; it only decides which substring the grader
 compares. Boxes on one line joined by "and" or commas (``x = \\boxed{-2}`` and
@@ -133,6 +139,19 @@ def _strip_answer(s: str) -> str:
     return boxed if boxed is not None else s
 
 
+# Where the sentence that states an answer ends: a full stop, "!" or "?" followed by
+# more text (a decimal point is never followed by a space), "; " before a word, or a
+# parenthetical remark after the value ("60 (not 72)", "18 (9 eggs x $2)").
+_SENTENCE_END_RE = re.compile(r"[.!?]\s+(?=\S)|[.!?]\s*$|;\s+(?=[A-Za-z]{2})|(?<=\S)\s+\((?!\s*\))")
+
+
+def first_sentence(line: str) -> str:
+    """The answer sentence of a line: ``The answer is 60. (Had she not lost 12, 72.)``
+    states 60, and the numbers after it are commentary, never the answer."""
+    head = _SENTENCE_END_RE.split(line.strip(), maxsplit=1)[0]
+    return head if head.strip() else line
+
+
 def _after_marker(text: str, pattern: re.Pattern[str]) -> str | None:
     """The rest of the line after the last match of ``pattern``, cleaned."""
     matches = list(pattern.finditer(text))
@@ -142,9 +161,7 @@ def _after_marker(text: str, pattern: re.Pattern[str]) -> str | None:
             rest = rest.lstrip(" *:#\n")
         hope = re.search(r"\.?\s*I hope it is correct", rest)
         line = rest[: hope.start()] if hope else rest.split("\n", 1)[0]
-        line = _CLAUSE_RE.split(line, maxsplit=1)[0]
-        line = re.split(r"(?<=[^\d\s])\.\s+[A-Z]|\.\s*$", line, maxsplit=1)[0]
-        cleaned = _strip_answer(line)
+        cleaned = _strip_answer(first_sentence(_CLAUSE_RE.split(line, maxsplit=1)[0]))
         if cleaned and not looks_bare(cleaned):  # prose after the marker: find its value
             cleaned = _last_math_span(cleaned) or _last_number(cleaned) or cleaned
         if cleaned:
@@ -156,7 +173,7 @@ def _last_hash(text: str) -> str | None:
     matches = _HASH_RE.findall(text)
     if not matches:
         return None
-    value = matches[-1].strip()
+    value = first_sentence(matches[-1].strip())
     return _strip_answer(value) or None
 
 
@@ -223,9 +240,12 @@ def extract_answer(text: str, dataset: str | None = None) -> str | None:
     boxed = last_boxed(text)
     if boxed:
         return boxed
-    unclosed = _BOX_RE.search(text)
-    if unclosed:  # a truncated \boxed{...: its partial content is not an answer
-        text = text[: max(m.start() for m in _BOX_RE.finditer(text))]
+    unclosed = [m.start() for m in _BOX_RE.finditer(text)]
+    if unclosed:
+        # A \boxed{ that never closes: the reply was cut off while stating its answer,
+        # so nothing before it is the answer. Only a later line can still give one.
+        rest = text[unclosed[-1]:].split("\n", 1)
+        return extract_answer(rest[1], dataset) if len(rest) > 1 else None
     for finder in (
         lambda t: _after_marker(t, _FINAL_RE),
         lambda t: _after_marker(t, _ANSWER_IS_RE),

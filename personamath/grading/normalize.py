@@ -169,6 +169,22 @@ def _unbox(s: str) -> str:
     return s
 
 
+_OPERATORS = (
+    "sin|cos|tan|sec|csc|cot|arcsin|arccos|arctan|arcsec|arccsc|arccot|sinh|cosh|tanh|"
+    "ln|log|exp"
+)
+_BRACE_WORDS = {"\\lbrace": "\\{", "\\rbrace": "\\}", "\\lbrack": "[", "\\rbrack": "]"}
+
+
+def _operator_names(s: str) -> str:
+    """``\\operatorname{sin}`` and ``\\mathrm{sin}`` are ``\\sin``; another operator name
+    (``\\operatorname{cm}``) is text; ``\\lbrace``/``\\rbrack`` are the plain brackets."""
+    s = re.sub(r"\\(?:operatorname\*?|mathrm|text)\s*\{\s*(" + _OPERATORS + r")\s*\}",
+               r"\\\1 ", s)
+    s = re.sub(r"\\operatorname\*?\s*(?=\{)", r"\\text", s)
+    return re.sub(r"\\[lr]brac(?:e|k)(?![a-zA-Z])", lambda m: _BRACE_WORDS[m.group(0)], s)
+
+
 def clean(s: str) -> str:
     """Presentation-free form of an answer string (still LaTeX-ish text)."""
     s = _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], s)
@@ -176,6 +192,7 @@ def clean(s: str) -> str:
     s = re.sub(r"\\phantom\s*\{[^{}]*\}|\\phantom\s*\S", "", s)
     s = re.sub(r"\\(?:text|mathrm)\{([0-9A-Za-z]+)\}(?=_)", r"\1", s)
     s = _strip_delimiters(s)
+    s = _operator_names(s)
     s = re.sub(r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits)\b", "", s)
     s = re.sub(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)\s*\.", "", s)
     s = re.sub(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)(?![a-zA-Z])",

@@ -47,8 +47,11 @@ def test_extract_nothing(text: str) -> None:
     assert extract_answer(text) is None
 
 
-def test_unbalanced_box_falls_back() -> None:
-    assert extract_answer(r"the value is 9 and \boxed{\frac{1}{2}") == "9"
+def test_a_box_cut_off_leaves_no_answer() -> None:
+    """The reply stopped while stating its answer: an earlier number is not the answer."""
+    assert extract_answer(r"the value is 9 and \boxed{\frac{1}{2}") is None
+    assert extract_answer("48 + 24 = 72 clips.\nSo the final answer is \\boxed{7") is None
+    assert extract_answer("so \\boxed{7\nThe answer is 72.") == "72"  # a later line still counts
 
 
 @pytest.mark.parametrize(
