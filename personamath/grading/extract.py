@@ -140,16 +140,50 @@ def _strip_answer(s: str) -> str:
 
 
 # Where the sentence that states an answer ends: a full stop, "!" or "?" followed by
-# more text (a decimal point is never followed by a space), "; " before a word, or a
-# parenthetical remark after the value ("60 (not 72)", "18 (9 eggs x $2)").
-_SENTENCE_END_RE = re.compile(r"[.!?]\s+(?=\S)|[.!?]\s*$|;\s+(?=[A-Za-z]{2})|(?<=\S)\s+\((?!\s*\))")
+# more text (a decimal point is never followed by a space; ``\\!`` is a LaTeX space),
+# "; " before a word, or a parenthetical remark with a word in it after the value
+# ("60 (not 72)", "18 (9 eggs x $2)"). Math spans and open brackets never end it.
+_SENTENCE_END_RE = re.compile(
+    r"(?<!\\)[.!?](?:\s+(?=\S)|\s*$)|;\s+(?=[A-Za-z]{2})"
+    r"|(?<=\S)\s+\((?=[^()$]*?(?<![\\a-zA-Z])[A-Za-z]{3,})"
+)
 
 
 def first_sentence(line: str) -> str:
     """The answer sentence of a line: ``The answer is 60. (Had she not lost 12, 72.)``
     states 60, and the numbers after it are commentary, never the answer."""
-    head = _SENTENCE_END_RE.split(line.strip(), maxsplit=1)[0]
-    return head if head.strip() else line
+    line = line.strip()
+    spans = [m.span() for m in _MATH_SPAN_RE.finditer(line)]
+    for m in _SENTENCE_END_RE.finditer(line):
+        at = m.start()
+        # "$18. She sells 9 eggs at $2" is currency, not a math span: a full stop before
+        # a capitalised word ends the sentence wherever it stands.
+        prose = re.match(r"[.!?]\s+[A-Z][a-z]", line[at:]) is not None
+        if not prose and (any(a < at < b for a, b in spans) or _open_brackets(line[:at])):
+            continue
+        head = line[:at]
+        return head if head.strip() else line
+    return line
+
+
+def _answer_line(rest: str) -> str:
+    """The line after a marker, continued while a ``$`` span or a brace group is still
+    open (``$90\\text{ square\nunits}$``), for at most three more lines."""
+    lines = rest.split("\n")
+    line = lines[0]
+    for extra in lines[1:4]:
+        if line.count("$") % 2 == 0 and line.count("{") <= line.count("}"):
+            break
+        line += "\n" + extra
+    return line
+
+
+def _open_brackets(text: str) -> bool:
+    depth = 0
+    for ch in re.sub(r"\\[{}]", "", text):
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+    return depth > 0
 
 
 def _after_marker(text: str, pattern: re.Pattern[str]) -> str | None:
@@ -160,7 +194,7 @@ def _after_marker(text: str, pattern: re.Pattern[str]) -> str | None:
         if not rest.split("\n", 1)[0].strip(" *:#"):  # "**Final Answer**" on its own line
             rest = rest.lstrip(" *:#\n")
         hope = re.search(r"\.?\s*I hope it is correct", rest)
-        line = rest[: hope.start()] if hope else rest.split("\n", 1)[0]
+        line = rest[: hope.start()] if hope else _answer_line(rest)
         cleaned = _strip_answer(first_sentence(_CLAUSE_RE.split(line, maxsplit=1)[0]))
         if cleaned and not looks_bare(cleaned):  # prose after the marker: find its value
             cleaned = _last_math_span(cleaned) or _last_number(cleaned) or cleaned

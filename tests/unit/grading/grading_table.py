@@ -847,4 +847,12 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("extraction", "3.14", "The answer is 3.14.", C),
     ("extraction", "[2,5)", "The answer is [2, 5) (the endpoints are 2 and 5).", C),
     ("extraction", "72", "48 + 24 = 72 clips.\nSo the final answer is \\boxed{7", E),
+    ("extraction", "18", "The answer is $18. She sells 9 eggs at $2 each.", C),
+    ("extraction", "2", "The answer is $18. She sells 9 eggs at $2 each.", I),
+    ("extraction", "(-\\infty,0)\\cup(0,\\infty)",
+     "Final Answer: The final answer is $(-\\infty,0)\\cup (0,\\infty)$. I hope it is correct.", C),
+    ("extraction", "(-\\infty,0)\\cup(0,\\infty)",
+     "The answer is $(-\\infty,0)\\cup (0,\\infty)$. Both pieces are open.", C),
+    ("extraction", "111111111", "Final Answer: The final answer is $111,\\! 111,\\! 111$.", C),
+    ("extraction", "90", "The answer is $90\\text{ square\nunits}$.", C),
 ]

@@ -31,6 +31,20 @@ def test_every_gold_verifies_against_itself_and_boxed(golds: list[str]) -> None:
     assert failures == []
 
 
+def test_every_gold_survives_the_marker_forms(golds: list[str]) -> None:
+    """Stated after a marker ("Final Answer", "The answer is") and followed by more
+    prose, every gold is still read whole: a union, a `11,\\! 111` or an interval must
+    not be cut where the answer sentence is taken to end."""
+    failures = []
+    for gold in golds:
+        for pred in (f"Final Answer: The final answer is ${gold}$. I hope it is correct.",
+                     f"The answer is ${gold}$. We checked it twice."):
+            verdict = verify(gold, pred)
+            if not verdict.correct:
+                failures.append((gold, pred, verdict))
+    assert failures == []
+
+
 def test_every_gold_parses_and_equals_its_parse(golds: list[str]) -> None:
     """The string shortcut aside, the structured comparison must also agree."""
     failures = []
