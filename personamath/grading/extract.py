@@ -21,6 +21,11 @@ For the marker rules (3 to 5) the answer is the sentence after the marker: it en
 closes means the reply was cut off while giving its answer: then only a later line can
 give one, and an earlier number never does.
 
+A reply that gives an explicit answer (rules 1 to 6) and then starts a new
+"Question:", "Q:", "Problem:" or "User:" line, as small models do, ends at that line:
+the made-up question's answer is never the reply's. Bold text that is a sentence
+(``**Janet makes $18 every day.**``) gives its value, as a marker's sentence does.
+
 Only the last 20,000 characters are scanned. ``None`` when nothing is found.
 Extraction never judges correctness; it only decides which substring the grader
 compares. Boxes on one line joined by "and" or commas (``x = \\boxed{-2}`` and
@@ -51,6 +56,11 @@ _CALC_RE = re.compile(r"<<[^<>\n]{0,200}>>")
 _CLAUSE_RE = re.compile(r",?\s+(?:since|because|which|as this|so that|given that)\b", re.I)
 _JOINER_RE = re.compile(r"[\s$]*(?:,|and|or|,\s*and)?[\s$]*(?:[a-zA-Z]_?\d?\s*=\s*)?[\s$]*")
 _MATH_SPAN_RE = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\$([^$]+?)\$|\\\((.+?)\\\)", re.S)
+# A new question after the answer: "Question: ...", "Q: ...", "### Problem 2:", "User:".
+_NEXT_QUESTION_RE = re.compile(
+    r"\n[ \t]*(?:#+[ \t]*)?(?:\*\*)?(?:question|problem|q|human|user)[ \t]*\d*[ \t]*(?:\*\*)?:",
+    re.I,
+)
 _TAIL_RE = re.compile(r"\s*(?:I hope it is correct\.?|\.\s*$)", re.I)
 
 
@@ -218,6 +228,8 @@ def _last_bold(text: str) -> str | None:
             if ":" in content:
                 content = content.rsplit(":", 1)[1]
             cleaned = _strip_answer(content)
+            if cleaned and not looks_bare(cleaned):  # "**Janet makes $18 every day.**"
+                cleaned = _last_math_span(cleaned) or _last_number(cleaned) or cleaned
             if cleaned:
                 return cleaned
     return None
@@ -226,10 +238,12 @@ def _last_bold(text: str) -> str | None:
 def looks_bare(text: str) -> bool:
     """True when ``text`` reads as an answer rather than as prose around one."""
     s = _CONNECTIVE_RE.sub("", text.strip())
-    if not s or len(s) > 160 or "\n" in s.strip():
+    if not s or len(s) > 2000 or "\n" in s.strip():
         return False
     s = re.sub(r"\\(?:begin|end)\{[^}]*\}(?:\{[^}]*\})?", " ", s)
     words = [w for w in _WORD_RE.findall(_TEXT_CMD_RE.sub("", s)) if w.lower() not in MATH_WORDS]
+    if len(s) > 160:  # a long answer is bare only when it is all math: (x+1)^{20} expanded
+        return not words and not re.search(r"[.!?]\s", s)
     # Up to two prose words around a value ("12 inches"); a short phrase without any
     # number may be the answer itself ("all real numbers", "does not exist").
     limit = 3 if not re.search(r"\d", s) and not re.search(r"[.!?]\s", s) else 2
@@ -267,6 +281,27 @@ def extract_answer(text: str, dataset: str | None = None) -> str | None:
         return None
     text = text[-MAX_SCAN_CHARS:]  # the final answer is at the end; bounds regex work
     text = _CALC_RE.sub("", text)  # GSM8K calculator annotations <<16-3-4=9>>
+    return _extract(_before_next_question(text, dataset), dataset)
+
+
+def _before_next_question(text: str, dataset: str | None) -> str:
+    """Small models answer, then write a new "Question: ..." and answer that too; the
+    reply ends at the first such line that follows an explicit answer."""
+    for m in _NEXT_QUESTION_RE.finditer(text):
+        head = text[: m.start()]
+        if head.strip() and _explicit(head, dataset) is not None:
+            return head
+    return text
+
+
+def _explicit(text: str, dataset: str | None) -> str | None:
+    """An answer given by a marker (box, "answer is", ``####``, bold), not guessed."""
+    finders = (last_boxed, lambda t: _after_marker(t, _FINAL_RE),
+               lambda t: _after_marker(t, _ANSWER_IS_RE), _last_hash, _last_bold)
+    return next((found for f in finders if (found := f(text))), None)
+
+
+def _extract(text: str, dataset: str | None) -> str | None:
     if dataset == "gsm8k":
         found = _last_hash(text)
         if found:
@@ -279,7 +314,7 @@ def extract_answer(text: str, dataset: str | None = None) -> str | None:
         # A \boxed{ that never closes: the reply was cut off while stating its answer,
         # so nothing before it is the answer. Only a later line can still give one.
         rest = text[unclosed[-1]:].split("\n", 1)
-        return extract_answer(rest[1], dataset) if len(rest) > 1 else None
+        return _extract(rest[1], dataset) if len(rest) > 1 else None
     for finder in (
         lambda t: _after_marker(t, _FINAL_RE),
         lambda t: _after_marker(t, _ANSWER_IS_RE),

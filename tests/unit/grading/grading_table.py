@@ -855,4 +855,26 @@ TABLE: list[tuple[str, str, str, str]] = [
      "The answer is $(-\\infty,0)\\cup (0,\\infty)$. Both pieces are open.", C),
     ("extraction", "111111111", "Final Answer: The final answer is $111,\\! 111,\\! 111$.", C),
     ("extraction", "90", "The answer is $90\\text{ square\nunits}$.", C),
+    # red team 4: a small model's made-up next question, bold sentences, long answers
+    ("extraction", "14", "The answer is 9.\n\nQuestion: Lisa has 14 books. How many? "
+     "The answer is 14.", I),
+    ("extraction", "9", "The answer is 9.\n\nQuestion: Lisa has 14 books. How many? "
+     "The answer is 14.", C),
+    ("extraction", "18", "So she makes \\boxed{18}.\nQ: Tom has 3 cats. A: \\boxed{12}", C),
+    ("extraction", "12", "So she makes \\boxed{18}.\nQ: Tom has 3 cats. A: \\boxed{12}", I),
+    ("extraction", "18", "Question: Janet has 16 eggs.\nAnswer: 9 * 2 = 18. The answer is 18.", C),
+    ("extraction", "9", "Let me restate.\nQuestion: how many remain?\n16 - 7 = 9. The answer is 9.",
+     C),
+    ("extraction", "18", "She earns money.\n\n**Therefore, Janet makes $18 every day.**", C),
+    ("extraction", "16", "**Janet makes $18 every day.**", I),
+    ("expression", "(x+1)^{20}", "x^{20}+20x^{19}+190x^{18}+1140x^{17}+4845x^{16}+15504x^{15}"
+     "+38760x^{14}+77520x^{13}+125970x^{12}+167960x^{11}+184756x^{10}+167960x^{9}"
+     "+125970x^{8}+77520x^{7}+38760x^{6}+15504x^{5}+4845x^{4}+1140x^{3}+190x^{2}+20x+1", C),
+    ("expression", "(x+1)^{20}", "x^{20}+20x^{19}+190x^{18}+1140x^{17}+4845x^{16}+15504x^{15}"
+     "+38760x^{14}+77520x^{13}+125970x^{12}+167960x^{11}+184756x^{10}+167960x^{9}"
+     "+125970x^{8}+77520x^{7}+38760x^{6}+15504x^{5}+4845x^{4}+1140x^{3}+190x^{2}+21x+1", I),
+    ("expression", "x", "x+10^{-30}", I),  # agreement at 60 digits is confirmed at 170
+    ("expression", "x^2", "x^{2}+10^{-30}", I),
+    ("expression", "10^{15}x", "x\\sqrt{10^{30}+1}", I),
+    ("expression", "\\sin 2x", "2\\sin x\\cos x", C),
 ]
