@@ -159,7 +159,7 @@ _SENTENCE_END_RE = re.compile(
 )
 
 
-def first_sentence(line: str) -> str:
+def _first_sentence(line: str) -> str:
     """The answer sentence of a line: ``The answer is 60. (Had she not lost 12, 72.)``
     states 60, and the numbers after it are commentary, never the answer."""
     line = line.strip()
@@ -205,9 +205,7 @@ def _after_marker(text: str, pattern: re.Pattern[str]) -> str | None:
             rest = rest.lstrip(" *:#\n")
         hope = re.search(r"\.?\s*I hope it is correct", rest)
         line = rest[: hope.start()] if hope else _answer_line(rest)
-        cleaned = _strip_answer(first_sentence(_CLAUSE_RE.split(line, maxsplit=1)[0]))
-        if cleaned and not looks_bare(cleaned):  # prose after the marker: find its value
-            cleaned = _last_math_span(cleaned) or _last_number(cleaned) or cleaned
+        cleaned = _value_in(_strip_answer(_first_sentence(_CLAUSE_RE.split(line, maxsplit=1)[0])))
         if cleaned:
             return cleaned
     return None
@@ -217,7 +215,7 @@ def _last_hash(text: str) -> str | None:
     matches = _HASH_RE.findall(text)
     if not matches:
         return None
-    value = first_sentence(matches[-1].strip())
+    value = _first_sentence(matches[-1].strip())
     return _strip_answer(value) or None
 
 
@@ -227,12 +225,18 @@ def _last_bold(text: str) -> str | None:
             content = content.strip().rstrip(":").strip()
             if ":" in content:
                 content = content.rsplit(":", 1)[1]
-            cleaned = _strip_answer(content)
-            if cleaned and not looks_bare(cleaned):  # "**Janet makes $18 every day.**"
-                cleaned = _last_math_span(cleaned) or _last_number(cleaned) or cleaned
+            cleaned = _value_in(_strip_answer(content))
             if cleaned:
                 return cleaned
     return None
+
+
+def _value_in(cleaned: str) -> str:
+    """The value of a marker's sentence or a bold span: itself when it reads as an
+    answer, else its last math span or number ("Janet makes $18 every day" gives 18)."""
+    if cleaned and not looks_bare(cleaned):
+        return _last_math_span(cleaned) or _last_number(cleaned) or cleaned
+    return cleaned
 
 
 def looks_bare(text: str) -> bool:
@@ -289,16 +293,28 @@ def _before_next_question(text: str, dataset: str | None) -> str:
     reply ends at the first such line that follows an explicit answer."""
     for m in _NEXT_QUESTION_RE.finditer(text):
         head = text[: m.start()]
-        if head.strip() and _explicit(head, dataset) is not None:
+        if head.strip() and _explicit(head) is not None:
             return head
     return text
 
 
-def _explicit(text: str, dataset: str | None) -> str | None:
-    """An answer given by a marker (box, "answer is", ``####``, bold), not guessed."""
-    finders = (last_boxed, lambda t: _after_marker(t, _FINAL_RE),
-               lambda t: _after_marker(t, _ANSWER_IS_RE), _last_hash, _last_bold)
-    return next((found for f in finders if (found := f(text))), None)
+def _explicit(text: str) -> str | None:
+    """An answer given by a box or a marker ("answer is", ``####``, bold), not guessed."""
+    return last_boxed(text) or _marked(text)
+
+
+def _marked(text: str) -> str | None:
+    """Rules 3 to 6: "Final Answer", "The answer is", ``####``, bold, in that order."""
+    for finder in (
+        lambda t: _after_marker(t, _FINAL_RE),
+        lambda t: _after_marker(t, _ANSWER_IS_RE),
+        _last_hash,
+        _last_bold,
+    ):
+        found = finder(text)
+        if found:
+            return found
+    return None
 
 
 def _extract(text: str, dataset: str | None) -> str | None:
@@ -315,15 +331,9 @@ def _extract(text: str, dataset: str | None) -> str | None:
         # so nothing before it is the answer. Only a later line can still give one.
         rest = text[unclosed[-1]:].split("\n", 1)
         return _extract(rest[1], dataset) if len(rest) > 1 else None
-    for finder in (
-        lambda t: _after_marker(t, _FINAL_RE),
-        lambda t: _after_marker(t, _ANSWER_IS_RE),
-        _last_hash,
-        _last_bold,
-    ):
-        found = finder(text)
-        if found:
-            return found
+    found = _marked(text)
+    if found:
+        return found
     if looks_bare(text):
         return _strip_answer(text) or None
     return _last_math_span(text) or _last_number(text)
